@@ -14,6 +14,7 @@ type Tag string
 const (
 	TagFact             Tag = "aura/fact/v1"
 	TagAuthorityGenesis Tag = "aura/authority/genesis/v1"
+	TagContextGenesis   Tag = "aura/context/genesis/v1"
 )
 
 // Hash is a 32-byte SHA-256 digest.

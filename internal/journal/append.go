@@ -1,0 +1,291 @@
+package journal
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/aura-p2p/aura/internal/core"
+)
+
+// Committed says where an appended fact landed.
+type Committed struct {
+	ID        core.FactID
+	Namespace core.Namespace
+	Lamport   uint64
+	Seq       uint64
+	// Duplicate: the fact was already stored; nothing was written.
+	Duplicate bool
+}
+
+// Draft is what a local author supplies; the journal fills in author, lamport
+// and time, then signs.
+type Draft struct {
+	Namespace     core.Namespace
+	TypeID        string
+	SchemaVersion uint32
+	Payload       []byte
+}
+
+// TxOp writes to a package's own extension bucket in the same transaction as
+// the facts it accompanies. It must be deterministic and may run more than
+// once if the batch is retried, so it must not have effects outside tx.
+type TxOp func(tx *ExtTx) error
+
+// ExtTx gives a TxOp its own buckets and nothing else.
+type ExtTx struct{ tx *bolt.Tx }
+
+// Bucket returns (creating it) the extension bucket ext/<owner>.
+func (e *ExtTx) Bucket(owner string) (*bolt.Bucket, error) {
+	if owner == "" {
+		return nil, fmt.Errorf("extension bucket needs an owner: %w", core.ErrInvalidArgument)
+	}
+	return e.tx.Bucket(bucketExt).CreateBucketIfNotExists([]byte(owner))
+}
+
+// Txn is an atomic unit: all its facts and ops commit together or none do.
+type Txn struct {
+	Facts []*SignedFact
+	Ops   []TxOp
+}
+
+type request struct {
+	facts []*SignedFact
+	ops   []TxOp
+	done  chan result
+}
+
+type result struct {
+	committed []Committed
+	err       error
+}
+
+// AppendLocal builds a fact authored by signer's device with the next lamport
+// of its namespace, signs it and returns once it is durable.
+func (j *Journal) AppendLocal(ctx context.Context, signer Signer, d Draft) (*SignedFact, Committed, error) {
+	sf, err := j.SignLocal(signer, d)
+	if err != nil {
+		return nil, Committed{}, err
+	}
+	cs, err := j.submit(ctx, &request{facts: []*SignedFact{sf}})
+	if err != nil {
+		return nil, Committed{}, err
+	}
+	return sf, cs[0], nil
+}
+
+// SignLocal prepares a local fact without appending it, for callers that commit
+// it inside a Txn with other writes.
+func (j *Journal) SignLocal(signer Signer, d Draft) (*SignedFact, error) {
+	f := Fact{
+		Namespace:     d.Namespace,
+		TypeID:        d.TypeID,
+		SchemaVersion: d.SchemaVersion,
+		Payload:       d.Payload,
+		Author:        signer.DeviceID(),
+		CreatedAtMs:   j.clock.Now().UnixMilli(),
+	}
+	if err := f.checkContent(); err != nil {
+		return nil, err
+	}
+	if err := j.validate(&SignedFact{Fact: f}); err != nil {
+		return nil, err
+	}
+	f.Lamport = j.lamports.next(d.Namespace)
+	return SignFact(signer, f)
+}
+
+// Append verifies a fact received from elsewhere and durably inserts it.
+// A fact already present is reported as Duplicate, not as an error.
+func (j *Journal) Append(ctx context.Context, sf *SignedFact) (Committed, error) {
+	if err := sf.VerifySignature(); err != nil {
+		return Committed{}, err
+	}
+	if err := j.validate(sf); err != nil {
+		return Committed{}, err
+	}
+	cs, err := j.submit(ctx, &request{facts: []*SignedFact{sf}})
+	if err != nil {
+		return Committed{}, err
+	}
+	return cs[0], nil
+}
+
+// Commit atomically inserts locally signed facts together with extension
+// writes. Facts in a Txn must come from SignLocal (their signatures are not
+// re-checked).
+func (j *Journal) Commit(ctx context.Context, t Txn) ([]Committed, error) {
+	if len(t.Facts) == 0 && len(t.Ops) == 0 {
+		return nil, nil
+	}
+	return j.submit(ctx, &request{facts: t.Facts, ops: t.Ops})
+}
+
+// validate runs the checks that need no state: the reserved type namespace and
+// the type's own validator.
+func (j *Journal) validate(sf *SignedFact) error {
+	v, ok := j.validators[sf.TypeID]
+	if !ok && strings.HasPrefix(sf.TypeID, "aura.") && sf.TypeID != TypeGenesis && !j.reduced(sf.TypeID) {
+		return fmt.Errorf("type %q: the aura. prefix is reserved and this type is unknown: %w", sf.TypeID, core.ErrInvalidArgument)
+	}
+	if ok {
+		if err := v(sf); err != nil {
+			return fmt.Errorf("type %s: %w", sf.TypeID, err)
+		}
+	}
+	return nil
+}
+
+func (j *Journal) reduced(typeID string) bool {
+	for _, r := range j.reducers {
+		if r.Handles(typeID) {
+			return true
+		}
+	}
+	return false
+}
+
+func (j *Journal) submit(ctx context.Context, r *request) ([]Committed, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	r.done = make(chan result, 1)
+	j.closeMu.RLock()
+	if j.closed {
+		j.closeMu.RUnlock()
+		return nil, ErrClosed
+	}
+	// The writer drains the queue until Close takes closeMu, so this send
+	// cannot block forever.
+	select {
+	case j.queue <- r:
+	case <-ctx.Done():
+		j.closeMu.RUnlock()
+		return nil, ctx.Err()
+	}
+	j.closeMu.RUnlock()
+	select {
+	case res := <-r.done:
+		return res.committed, res.err
+	case <-ctx.Done():
+		// The request may still commit; the caller learns nothing more.
+		return nil, ctx.Err()
+	}
+}
+
+// writer is the only goroutine that writes. It takes everything queued, up to
+// maxBatch facts, into one transaction.
+func (j *Journal) writer() {
+	defer close(j.writerD)
+	for {
+		var first *request
+		select {
+		case first = <-j.queue:
+		case <-j.closing:
+			j.drainOnClose()
+			return
+		}
+		batch := []*request{first}
+		n := len(first.facts)
+	fill:
+		for n < j.maxBatch {
+			select {
+			case r := <-j.queue:
+				batch = append(batch, r)
+				n += len(r.facts)
+			default:
+				break fill
+			}
+		}
+		j.commitBatch(batch)
+	}
+}
+
+// drainOnClose commits what was queued before Close so that no accepted
+// append is silently dropped.
+func (j *Journal) drainOnClose() {
+	for {
+		var batch []*request
+	fill:
+		for len(batch) < 1024 {
+			select {
+			case r := <-j.queue:
+				batch = append(batch, r)
+			default:
+				break fill
+			}
+		}
+		if len(batch) == 0 {
+			return
+		}
+		j.commitBatch(batch)
+	}
+}
+
+// errPartial marks a failure after a request already wrote into the
+// transaction: the transaction must be thrown away and the batch retried
+// without that request.
+type errPartial struct{ err error }
+
+func (e errPartial) Error() string { return e.err.Error() }
+func (e errPartial) Unwrap() error { return e.err }
+
+func (j *Journal) commitBatch(batch []*request) {
+	results := make([]*result, len(batch))
+	for {
+		var published []StoredFact
+		failed := -1
+		err := j.db.Update(func(tx *bolt.Tx) error {
+			st, err := newTxState(tx, j)
+			if err != nil {
+				return err
+			}
+			for i, r := range batch {
+				if results[i] != nil {
+					continue
+				}
+				cs, err := st.applyRequest(r)
+				var partial errPartial
+				if errors.As(err, &partial) {
+					failed = i
+					results[i] = &result{err: partial.err}
+					return err
+				}
+				if err != nil {
+					results[i] = &result{err: err}
+					continue
+				}
+				results[i] = &result{committed: cs}
+			}
+			published = st.published
+			return st.flush()
+		})
+		if failed >= 0 {
+			// Forget the provisional results of the others and try again.
+			for i := range results {
+				if i != failed && results[i] != nil && results[i].err == nil {
+					results[i] = nil
+				}
+			}
+			continue
+		}
+		if err != nil {
+			j.log.Warn("journal commit failed", zappedErr(err))
+			for i := range results {
+				results[i] = &result{err: fmt.Errorf("commit: %w: %w", err, core.ErrUnavailable)}
+			}
+		} else {
+			for _, sf := range published {
+				j.lamports.observe(sf.Namespace, sf.Lamport)
+			}
+			j.hub.publish(published)
+		}
+		for i, r := range batch {
+			r.done <- *results[i]
+		}
+		return
+	}
+}

@@ -1,0 +1,52 @@
+// Package journal is the device's store of signed facts: validation, durable
+// group-committed appends, incrementally maintained reductions and watches.
+//
+// A fact is a signed, immutable record in a namespace (authority/<id> or
+// context/<id>). Its body is encoded once, canonically, by its author (see
+// EncodeBody); the author's Ed25519 signature covers exactly those bytes and the
+// FactID is the tagged SHA-256 of them. Bytes are stored and shipped verbatim.
+// The set of facts only grows; merge is set union.
+//
+// # Storage
+//
+// One bbolt file, bucket tree (all integers big-endian; ns is the 33-byte
+// namespace key kind(1) ‖ id(32)):
+//
+//	meta/
+//	  schema_version  -> uint32
+//	  created_by      -> string: "aurad <version>"
+//	  last_seq        -> uint64: seq of the last committed fact
+//	  fact_count      -> uint64
+//	namespaces/
+//	  <ns>            -> namespace record (see encodeNamespaceRecord): genesis id,
+//	                     member device ids (sorted), max lamport, fact count
+//	facts/
+//	  <ns>/           (one bucket per namespace)
+//	    lamport(8) ‖ id(32) -> SignedFact bytes, verbatim
+//	ids/
+//	  id(32)          -> ns(33) ‖ lamport(8) ‖ seq(8)
+//	log/
+//	  seq(8)          -> ns(33) ‖ lamport(8) ‖ id(32)   (commit order; watch cursors)
+//	state/
+//	  <reducer>/
+//	    <ns>/
+//	      <key>       -> high-water lamport(8) ‖ id(32) ‖ reduced state
+//	rindex/           (only for order-sensitive reducers)
+//	  <reducer>/
+//	    <ns>/
+//	      len(key)(2) ‖ key ‖ lamport(8) ‖ id(32) -> empty
+//	ext/
+//	  <owner>/        buckets of packages that commit with facts atomically
+//	                  (budgets, receipts); owned and documented by those packages
+//
+// A change to this tree needs a new schema version and a migration in
+// migrations.go; Open refuses a file written by a newer schema.
+//
+// # Writes
+//
+// One writer goroutine owns every write transaction. It drains the queue of
+// pending appends into one bbolt transaction and commits it with one fsync, so an
+// append returns only once durable while many appends share the cost of a
+// commit. Each request in a batch is all-or-nothing: a fact that fails
+// validation changes nothing, and its neighbours in the batch still commit.
+package journal

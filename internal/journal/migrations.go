@@ -1,0 +1,80 @@
+package journal
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+	"go.uber.org/zap"
+)
+
+// SchemaVersion is the layout this binary reads and writes (doc.go).
+const SchemaVersion = 1
+
+// migration moves a store from version to-1 to version to. Each one gets a test
+// that builds the old layout, migrates and checks the new one.
+type migration struct {
+	to    uint32
+	name  string
+	apply func(tx *bolt.Tx) error
+}
+
+// migrations in order. Append only; never edit one that has shipped.
+var migrations = []migration{
+	{to: 1, name: "create the fact, index, log, state and extension buckets", apply: migrateCreateV1},
+}
+
+func migrateCreateV1(tx *bolt.Tx) error {
+	for _, b := range topLevelBuckets {
+		if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+			return fmt.Errorf("create bucket %s: %w", b, err)
+		}
+	}
+	return nil
+}
+
+// schemaVersion reads the stored version; 0 for a new, empty file.
+func schemaVersion(tx *bolt.Tx) (uint32, error) {
+	m := tx.Bucket(bucketMeta)
+	if m == nil {
+		return 0, nil
+	}
+	v := m.Get(keySchemaVersion)
+	if len(v) != 4 {
+		return 0, fmt.Errorf("schema_version of %d bytes: %w", len(v), ErrCorrupt)
+	}
+	return binary.BigEndian.Uint32(v), nil
+}
+
+// migrate brings the store to SchemaVersion in one transaction, or refuses a
+// store from a newer binary.
+func migrate(db *bolt.DB, createdBy string, log *zap.Logger) error {
+	return db.Update(func(tx *bolt.Tx) error {
+		have, err := schemaVersion(tx)
+		if err != nil {
+			return err
+		}
+		if have > SchemaVersion {
+			return fmt.Errorf("file has schema %d, this aurad knows up to %d: %w", have, SchemaVersion, ErrNewerSchema)
+		}
+		if have == SchemaVersion {
+			return nil
+		}
+		for _, m := range migrations {
+			if m.to <= have {
+				continue
+			}
+			if err := m.apply(tx); err != nil {
+				return fmt.Errorf("migration %d (%s): %w", m.to, m.name, err)
+			}
+			log.Info("journal migrated", zap.Uint32("schema", m.to), zap.String("migration", m.name))
+		}
+		meta := tx.Bucket(bucketMeta)
+		if have == 0 && createdBy != "" {
+			if err := meta.Put(keyCreatedBy, []byte(createdBy)); err != nil {
+				return err
+			}
+		}
+		return meta.Put(keySchemaVersion, binary.BigEndian.AppendUint32(nil, SchemaVersion))
+	})
+}

@@ -1,0 +1,207 @@
+package journal
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	"go.uber.org/zap"
+
+	"github.com/aura-p2p/aura/internal/core"
+)
+
+// Errors callers branch on.
+var (
+	// ErrNewerSchema: the file was written by a newer aurad; refusing protects it.
+	ErrNewerSchema = fmt.Errorf("journal written by a newer schema: %w", core.ErrFailedPrecondition)
+	// ErrCorrupt: stored bytes do not decode. Never caused by client input.
+	ErrCorrupt = fmt.Errorf("journal corrupt: %w", core.ErrInternal)
+	// ErrClosed: the journal is shutting down or closed.
+	ErrClosed = fmt.Errorf("journal closed: %w", core.ErrUnavailable)
+	// ErrLocked: another process holds the file.
+	ErrLocked = fmt.Errorf("journal file is locked by another process: %w", core.ErrUnavailable)
+)
+
+// Options configure a Journal. Zero values take the defaults noted.
+type Options struct {
+	// Path of the bbolt file.
+	Path string
+	// CreatedBy is recorded in a new store's meta bucket ("aurad v0.1.0").
+	CreatedBy string
+	Logger    *zap.Logger
+	Clock     core.Clock
+	// Reducers fold facts into state, maintained on every commit.
+	Reducers []Reducer
+	// Validators check facts of their type before insert.
+	Validators map[string]Validator
+	// MaxBatchFacts bounds how many facts one commit holds (default 4096).
+	MaxBatchFacts int
+	// LockTimeout bounds the wait for the file lock (default 1s).
+	LockTimeout time.Duration
+	// NoSync skips fsync. Only for tests and benchmarks that measure other things.
+	NoSync bool
+}
+
+// Validator checks a fact of one type. It sees only the fact, never state, so
+// it runs on the caller's goroutine and can reject before the writer is involved.
+type Validator func(f *SignedFact) error
+
+// Journal is the device's fact store. Safe for concurrent use.
+type Journal struct {
+	db         *bolt.DB
+	log        *zap.Logger
+	clock      core.Clock
+	reducers   []Reducer
+	validators map[string]Validator
+	maxBatch   int
+
+	queue   chan *request
+	closing chan struct{}
+	writerD chan struct{}
+
+	// closeMu orders appends against Close: appends hold it for reading while
+	// they enqueue, Close for writing while it stops the writer.
+	closeMu sync.RWMutex
+	closed  bool
+
+	lamports lamportClock
+	hub      *hub
+}
+
+// Open opens or creates the store at opts.Path, migrates it to the current
+// schema, and starts the writer.
+func Open(ctx context.Context, opts Options) (*Journal, error) {
+	if opts.Logger == nil {
+		opts.Logger = zap.NewNop()
+	}
+	if opts.Clock == nil {
+		opts.Clock = core.SystemClock{}
+	}
+	if opts.MaxBatchFacts <= 0 {
+		opts.MaxBatchFacts = 4096
+	}
+	if opts.LockTimeout <= 0 {
+		opts.LockTimeout = time.Second
+	}
+	if err := os.MkdirAll(filepath.Dir(opts.Path), 0o700); err != nil {
+		return nil, fmt.Errorf("journal dir: %w", err)
+	}
+	db, err := bolt.Open(opts.Path, 0o600, &bolt.Options{
+		Timeout: opts.LockTimeout,
+		// The map freelist is faster for large files, and persisting it
+		// (NoFreelistSync false) keeps Open from scanning the whole file.
+		FreelistType: bolt.FreelistMapType,
+		NoSync:       opts.NoSync,
+	})
+	if errors.Is(err, bolt.ErrTimeout) {
+		return nil, fmt.Errorf("%s: %w", opts.Path, ErrLocked)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open journal %s: %w", opts.Path, err)
+	}
+	j := &Journal{
+		db:         db,
+		log:        opts.Logger,
+		clock:      opts.Clock,
+		reducers:   opts.Reducers,
+		validators: opts.Validators,
+		maxBatch:   opts.MaxBatchFacts,
+		queue:      make(chan *request, 1024),
+		closing:    make(chan struct{}),
+		writerD:    make(chan struct{}),
+		lamports:   lamportClock{max: map[core.Namespace]uint64{}},
+	}
+	if err := migrate(db, opts.CreatedBy, opts.Logger); err != nil {
+		db.Close()
+		return nil, err
+	}
+	var lastSeq uint64
+	err = db.View(func(tx *bolt.Tx) error {
+		lastSeq = getU64(tx.Bucket(bucketMeta).Get(keyLastSeq))
+		return tx.Bucket(bucketNamespaces).ForEach(func(k, v []byte) error {
+			ns, err := parseNSKey(k)
+			if err != nil {
+				return err
+			}
+			r, err := decodeNSRecord(v)
+			if err != nil {
+				return err
+			}
+			j.lamports.observe(ns, r.maxLamport)
+			return nil
+		})
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("load namespaces: %w", err)
+	}
+	j.hub = newHub(lastSeq)
+	go j.writer()
+	return j, nil
+}
+
+// Close stops accepting appends, commits what is queued, ends watches and
+// closes the file. Safe to call more than once.
+func (j *Journal) Close() error {
+	j.closeMu.Lock()
+	if j.closed {
+		j.closeMu.Unlock()
+		return nil
+	}
+	j.closed = true
+	close(j.closing)
+	j.closeMu.Unlock()
+	<-j.writerD
+	j.hub.close()
+	return j.db.Close()
+}
+
+// Path returns the file the journal lives in.
+func (j *Journal) Path() string { return j.db.Path() }
+
+// lamportClock hands out lamport values for local facts: one more than the
+// highest seen in the namespace, never the same twice.
+type lamportClock struct {
+	mu  sync.Mutex
+	max map[core.Namespace]uint64
+}
+
+func (c *lamportClock) next(ns core.Namespace) uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.max[ns]++
+	return c.max[ns]
+}
+
+func (c *lamportClock) observe(ns core.Namespace, l uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if l > c.max[ns] {
+		c.max[ns] = l
+	}
+}
+
+// Stats are counts for status displays.
+type Stats struct {
+	Facts      uint64
+	Namespaces uint64
+	LastSeq    uint64
+}
+
+// Stats reads the journal's counters.
+func (j *Journal) Stats(ctx context.Context) (Stats, error) {
+	var s Stats
+	err := j.db.View(func(tx *bolt.Tx) error {
+		m := tx.Bucket(bucketMeta)
+		s.Facts = getU64(m.Get(keyFactCount))
+		s.LastSeq = getU64(m.Get(keyLastSeq))
+		s.Namespaces = uint64(tx.Bucket(bucketNamespaces).Stats().KeyN)
+		return nil
+	})
+	return s, err
+}
