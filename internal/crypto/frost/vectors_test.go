@@ -63,7 +63,7 @@ type rfcSigner struct {
 	sigShare                            string
 }
 
-func unhex(t testing.TB, s string) []byte {
+func unhex(t tb, s string) []byte {
 	t.Helper()
 	b, err := hex.DecodeString(s)
 	if err != nil {
@@ -72,7 +72,7 @@ func unhex(t testing.TB, s string) []byte {
 	return b
 }
 
-func mustScalarHex(t testing.TB, s string) []byte {
+func mustScalarHex(t tb, s string) []byte {
 	t.Helper()
 	b := unhex(t, s)
 	if _, err := decodeScalar(b); err != nil {
@@ -81,7 +81,7 @@ func mustScalarHex(t testing.TB, s string) []byte {
 	return b
 }
 
-func scalarHex(t testing.TB, s interface{ MarshalBinary() ([]byte, error) }) string {
+func scalarHex(t tb, s interface{ MarshalBinary() ([]byte, error) }) string {
 	t.Helper()
 	b, err := s.MarshalBinary()
 	if err != nil {
