@@ -7,7 +7,6 @@ import (
 	"pgregory.net/rapid"
 )
 
-
 func TestJoinLaws(t *testing.T) {
 	s := suite()
 	s.gcounter.run(t, joinLaws)
