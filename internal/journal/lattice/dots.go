@@ -192,7 +192,8 @@ func dotsOf[R Key[R], V any](es []dotted[R, V]) []Dot[R] {
 // both sides have it, or if one side has it and the other has not seen its
 // dot (an unseen dot is a concurrent add; a seen but absent dot was removed).
 // both merges the values of an entry present on both sides, which honest
-// replicas never disagree on; joining them keeps the laws for any input.
+// replicas never disagree on; joining them keeps the laws for any input. A
+// nil both means values carry no information (sets) and a's is kept.
 // Entries are sorted by dot; the result is a, unchanged, when nothing differs,
 // so joins of mostly equal states share memory instead of copying.
 func joinDotted[R Key[R], V any](a []dotted[R, V], ca causalContext[R], b []dotted[R, V], cb causalContext[R], both func(V, V) V) []dotted[R, V] {
@@ -211,7 +212,12 @@ func joinDotted[R Key[R], V any](a []dotted[R, V], ca causalContext[R], b []dott
 		}
 		switch {
 		case c == 0:
-			out = append(out, dotted[R, V]{dot: a[i].dot, val: both(a[i].val, b[j].val)})
+			e := a[i]
+			if both != nil {
+				e.val = both(a[i].val, b[j].val)
+				same = false
+			}
+			out = append(out, e)
 			i++
 			j++
 		case c < 0:

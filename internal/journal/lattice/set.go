@@ -96,15 +96,14 @@ type ORSet[E Key[E], R Key[R]] struct {
 	k kernel[E, R, struct{}]
 }
 
-func unitBoth(struct{}, struct{}) struct{} { return struct{}{} }
-func unitEq(struct{}, struct{}) bool       { return true }
+func unitEq(struct{}, struct{}) bool { return true }
 
 // Bottom returns the empty set with an empty causal context.
 func (ORSet[E, R]) Bottom() ORSet[E, R] { return ORSet[E, R]{} }
 
 // Join merges two replicas' states (or a state and a delta).
 func (s ORSet[E, R]) Join(o ORSet[E, R]) ORSet[E, R] {
-	return ORSet[E, R]{k: s.k.join(o.k, unitBoth)}
+	return ORSet[E, R]{k: s.k.join(o.k, nil)}
 }
 
 // Equal compares elements, their dots and the causal context: two sets with
