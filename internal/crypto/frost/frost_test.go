@@ -174,8 +174,8 @@ func TestNonceSingleUse(t *testing.T) {
 	// A failed call consumes the nonces too.
 	n3 := must(Commit(rng, keys[0]))
 	n4 := must(Commit(rng, keys[1]))
-	swapped := n3.Commitment()
-	swapped.hiding = n4.Commitment().hiding
+	c3 := n3.Commitment()
+	swapped := new(newSigningCommitment(c3.id, n4.Commitment().hiding, c3.binding))
 	other := must(NewSigningPackage([]*SigningCommitment{swapped, n4.Commitment()}, []byte("x")))
 	_, err = Sign(keys[0], n3, other)
 	wantErr(t, err, ErrMissingCommitment)
@@ -201,8 +201,8 @@ func TestSignRejectsSubstitutedCommitment(t *testing.T) {
 	keys, _ := dealerKeys(t, rng, 2, 3)
 	n1 := must(Commit(rng, keys[0]))
 	n2 := must(Commit(rng, keys[1]))
-	c := n1.Commitment()
-	c.binding = n2.Commitment().binding
+	c1 := n1.Commitment()
+	c := new(newSigningCommitment(c1.id, c1.hiding, n2.Commitment().binding))
 	pkg := must(NewSigningPackage([]*SigningCommitment{c, n2.Commitment()}, []byte("m")))
 	_, err := Sign(keys[0], n1, pkg)
 	wantErr(t, err, ErrMissingCommitment)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
 	"slices"
 	"sync/atomic"
 
@@ -16,7 +17,22 @@ type SigningCommitment struct {
 	id      Identifier
 	hiding  group.Element
 	binding group.Element
+	// enc caches the canonical encoding: every signer and the coordinator
+	// hash the whole commitment list, and encoding an element costs about as
+	// much as 20 group additions.
+	enc [commitmentSize]byte
 }
+
+func newSigningCommitment(id Identifier, hiding, binding group.Element) SigningCommitment {
+	c := SigningCommitment{id: id, hiding: hiding, binding: binding}
+	out := appendU16(c.enc[:0], uint16(id))
+	out = encodeElement(out, hiding)
+	encodeElement(out, binding)
+	return c
+}
+
+func (c *SigningCommitment) hidingEnc() []byte  { return c.enc[identSize : identSize+elementSize] }
+func (c *SigningCommitment) bindingEnc() []byte { return c.enc[identSize+elementSize:] }
 
 const commitmentSize = identSize + 2*elementSize
 
@@ -24,14 +40,10 @@ const commitmentSize = identSize + 2*elementSize
 func (c *SigningCommitment) Identifier() Identifier { return c.id }
 
 func (c *SigningCommitment) equal(o *SigningCommitment) bool {
-	return c.id == o.id && c.hiding.IsEqual(o.hiding) && c.binding.IsEqual(o.binding)
+	return c.enc == o.enc
 }
 
-func (c *SigningCommitment) appendTo(dst []byte) []byte {
-	dst = appendU16(dst, uint16(c.id))
-	dst = encodeElement(dst, c.hiding)
-	return encodeElement(dst, c.binding)
-}
+func (c *SigningCommitment) appendTo(dst []byte) []byte { return append(dst, c.enc[:]...) }
 
 // MarshalBinary encodes id(u16) ‖ hiding ‖ binding, 66 bytes.
 func (c *SigningCommitment) MarshalBinary() ([]byte, error) {
@@ -52,7 +64,12 @@ func (c *SigningCommitment) UnmarshalBinary(b []byte) error {
 }
 
 func readCommitment(r *reader) SigningCommitment {
-	return SigningCommitment{id: r.id(), hiding: r.element(), binding: r.element()}
+	start := r.b
+	c := SigningCommitment{id: r.id(), hiding: r.element(), binding: r.element()}
+	if r.err == nil {
+		copy(c.enc[:], start)
+	}
+	return c
 }
 
 // SigningNonces are a signer's secret round-one output. They are deliberately
@@ -99,13 +116,9 @@ func Commit(rand io.Reader, key *KeyPackage) (*SigningNonces, error) {
 		return nil, err
 	}
 	return &SigningNonces{
-		hiding:  hiding,
-		binding: binding,
-		commitment: SigningCommitment{
-			id:      key.id,
-			hiding:  g.NewElement().MulGen(hiding),
-			binding: g.NewElement().MulGen(binding),
-		},
+		hiding:     hiding,
+		binding:    binding,
+		commitment: newSigningCommitment(key.id, g.NewElement().MulGen(hiding), g.NewElement().MulGen(binding)),
 	}, nil
 }
 
@@ -253,10 +266,9 @@ func (s *SignatureShare) UnmarshalBinary(b []byte) error {
 // that every signer and the coordinator compute identically.
 type signingContext struct {
 	pkg            *SigningPackage
-	bindingFactors []group.Scalar  // ρᵢ, parallel to pkg.commitments
-	commitShares   []group.Element // Dᵢ + ρᵢ·Eᵢ
-	groupCommit    group.Element   // R
-	challenge      group.Scalar    // c = H2(R ‖ PK ‖ msg)
+	bindingFactors []group.Scalar // ρᵢ, parallel to pkg.commitments
+	groupCommit    group.Element  // R
+	challenge      group.Scalar   // c = H2(R ‖ PK ‖ msg)
 }
 
 // encodeCommitmentList is RFC 9591 §4.3 encode_group_commitment_list.
@@ -265,8 +277,8 @@ func encodeCommitmentList(cs []SigningCommitment) []byte {
 	for i := range cs {
 		idb := cs[i].id.scalarBytes()
 		out = append(out, idb[:]...)
-		out = encodeElement(out, cs[i].hiding)
-		out = encodeElement(out, cs[i].binding)
+		out = append(out, cs[i].hidingEnc()...)
+		out = append(out, cs[i].bindingEnc()...)
 	}
 	return out
 }
@@ -293,17 +305,18 @@ func newSigningContext(pk *PublicKey, pkg *SigningPackage) (*signingContext, err
 	ctx := &signingContext{
 		pkg:            pkg,
 		bindingFactors: make([]group.Scalar, len(inputs)),
-		commitShares:   make([]group.Element, len(inputs)),
-		groupCommit:    g.Identity(),
 	}
+	bindings := make([]group.Element, len(inputs))
 	for i, in := range inputs {
-		rho := h1(in)
-		c := &pkg.commitments[i]
-		share := g.NewElement().Mul(c.binding, rho)
-		share.Add(share, c.hiding)
-		ctx.bindingFactors[i] = rho
-		ctx.commitShares[i] = share
-		ctx.groupCommit.Add(ctx.groupCommit, share)
+		ctx.bindingFactors[i] = h1(in)
+		bindings[i] = pkg.commitments[i].binding
+	}
+	// Binding factors and commitments are public, so R = Σ Dᵢ + ρᵢ·Eᵢ can
+	// use a variable-time multi-scalar multiplication; the per-signer terms
+	// are only needed when blaming a signer, and computed then.
+	ctx.groupCommit = publicMultiScalarMult(ctx.bindingFactors, bindings)
+	for i := range pkg.commitments {
+		ctx.groupCommit.Add(ctx.groupCommit, pkg.commitments[i].hiding)
 	}
 	// SerializeElement fails on the identity in RFC 9591; a group commitment
 	// of 0 can only come from commitments chosen to cancel out.
@@ -320,21 +333,30 @@ func challenge(rEnc []byte, pk *PublicKey, msg []byte) group.Scalar {
 }
 
 // lagrange is RFC 9591 §4.2 derive_interpolating_value for the signer at
-// index i of the package. Identifiers are public, so nothing here is secret.
+// index i of the package. Identifiers are public, so it is computed on
+// integers with a variable-time inversion, which is ~15× cheaper than the
+// constant-time scalar inversion.
 func lagrange(cs []SigningCommitment, i int) group.Scalar {
-	xi := cs[i].id.scalar()
-	num := g.NewScalar().SetUint64(1)
-	den := g.NewScalar().SetUint64(1)
-	diff := g.NewScalar()
+	xi := int64(cs[i].id)
+	num, den := big.NewInt(1), big.NewInt(1)
+	var t big.Int
 	for j := range cs {
 		if j == i {
 			continue
 		}
-		xj := cs[j].id.scalar()
-		num.Mul(num, xj)
-		den.Mul(den, diff.Sub(xj, xi))
+		xj := int64(cs[j].id)
+		num.Mul(num, t.SetInt64(xj))
+		den.Mul(den, t.SetInt64(xj-xi))
 	}
-	return num.Mul(num, den.Inv(den))
+	den.Mod(den, groupOrder)
+	if den.ModInverse(den, groupOrder) == nil {
+		// Only reachable with duplicate identifiers, which every
+		// constructor and decoder rejects.
+		panic("frost: duplicate identifiers in Lagrange coefficient")
+	}
+	num.Mul(num, den)
+	num.Mod(num, groupOrder)
+	return g.NewScalar().SetBigInt(num)
 }
 
 // Sign runs RFC 9591 round two (§5.2) for key, consuming nonces. The nonces
@@ -385,8 +407,9 @@ func Sign(key *KeyPackage, nonces *SigningNonces, pkg *SigningPackage) (*Signatu
 func (ctx *signingContext) verifyShare(i int, share *SignatureShare, verifying group.Element) bool {
 	lc := lagrange(ctx.pkg.commitments, i)
 	lc.Mul(lc, ctx.challenge)
-	rhs := g.NewElement().Mul(verifying, lc)
-	rhs.Add(rhs, ctx.commitShares[i])
+	c := &ctx.pkg.commitments[i]
+	rhs := publicMultiScalarMult([]group.Scalar{lc, ctx.bindingFactors[i]}, []group.Element{verifying, c.binding})
+	rhs.Add(rhs, c.hiding)
 	return g.NewElement().MulGen(share.z).IsEqual(rhs)
 }
 
