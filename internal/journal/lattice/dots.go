@@ -197,8 +197,27 @@ func dotsOf[R Key[R], V any](es []dotted[R, V]) []Dot[R] {
 // Entries are sorted by dot; the result is a, unchanged, when nothing differs,
 // so joins of mostly equal states share memory instead of copying.
 func joinDotted[R Key[R], V any](a []dotted[R, V], ca causalContext[R], b []dotted[R, V], cb causalContext[R], both func(V, V) V) []dotted[R, V] {
+	// Most keys are on one side only (a delta touches few keys) or
+	// unchanged; these paths allocate nothing in the common case.
+	if len(b) == 0 {
+		return unseen(a, cb)
+	}
+	if len(a) == 0 {
+		return unseen(b, ca)
+	}
+	if len(a) == len(b) && &a[0] == &b[0] && both == nil {
+		return a // shared by both states: joins of related states hit this
+	}
+	// out stays nil while the result is a prefix of a; it is built only
+	// once the result diverges, so joining equal content allocates nothing.
 	var out []dotted[R, V]
-	same := true
+	diverged := false
+	diverge := func(i int) {
+		if !diverged {
+			diverged = true
+			out = slices.Clone(a[:i])
+		}
+	}
 	i, j := 0, 0
 	for i < len(a) || j < len(b) {
 		var c int
@@ -214,31 +233,50 @@ func joinDotted[R Key[R], V any](a []dotted[R, V], ca causalContext[R], b []dott
 		case c == 0:
 			e := a[i]
 			if both != nil {
+				diverge(i)
 				e.val = both(a[i].val, b[j].val)
-				same = false
 			}
-			out = append(out, e)
+			if diverged {
+				out = append(out, e)
+			}
 			i++
 			j++
 		case c < 0:
-			if !cb.contains(a[i].dot) {
+			if cb.contains(a[i].dot) {
+				diverge(i)
+			} else if diverged {
 				out = append(out, a[i])
-			} else {
-				same = false
 			}
 			i++
 		default:
 			if !ca.contains(b[j].dot) {
+				diverge(i)
 				out = append(out, b[j])
-				same = false
 			}
 			j++
 		}
 	}
-	if same && len(out) == len(a) {
+	if !diverged {
 		return a
 	}
 	return out
+}
+
+// unseen returns the entries whose dots ctx has not seen: es itself when that
+// is all of them.
+func unseen[R Key[R], V any](es []dotted[R, V], ctx causalContext[R]) []dotted[R, V] {
+	for i, e := range es {
+		if ctx.contains(e.dot) {
+			out := slices.Clone(es[:i])
+			for _, e := range es[i+1:] {
+				if !ctx.contains(e.dot) {
+					out = append(out, e)
+				}
+			}
+			return out
+		}
+	}
+	return es
 }
 
 func readDotted[R Key[R], V any](r *reader, ctx causalContext[R], readVal func(*reader) V) []dotted[R, V] {

@@ -1,6 +1,7 @@
 package lattice
 
 import (
+	"bytes"
 	"cmp"
 	"fmt"
 	"strings"
@@ -126,7 +127,7 @@ func (Int64) DecodeKey(src []byte) (Int64, []byte, error) {
 type Device core.DeviceID
 
 // Compare orders by bytes.
-func (d Device) Compare(o Device) int { return strings.Compare(string(d[:]), string(o[:])) }
+func (d Device) Compare(o Device) int { return bytes.Compare(d[:], o[:]) }
 
 // AppendKey appends the 32 raw bytes.
 func (d Device) AppendKey(dst []byte) []byte { return append(dst, d[:]...) }
