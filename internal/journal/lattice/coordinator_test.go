@@ -143,3 +143,22 @@ func TestCoordinatorErrors(t *testing.T) {
 		t.Fatalf("mv failed update: %v", err)
 	}
 }
+
+func TestMvCoordinatorNeverWidens(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		mv := NewMvCoordinator(genCapSet(t))
+		for range rapid.IntRange(0, 10).Draw(t, "steps") {
+			before := mv.State()
+			next := genCapSet(t)
+			var after CapSet[String]
+			if rapid.Bool().Draw(t, "refine") {
+				after = mv.Refine(next)
+			} else {
+				after, _ = mv.Update(func(CapSet[String]) (CapSet[String], error) { return next, nil })
+			}
+			if !before.Covers(after) || !next.Covers(after) {
+				t.Fatalf("widened: %v ⊓ %v = %v", before.Elements(), next.Elements(), after.Elements())
+			}
+		}
+	})
+}

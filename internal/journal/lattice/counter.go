@@ -183,8 +183,8 @@ func (c PNCounter[R]) Value() int64 {
 	nh, nl := sum128(c.n.counts)
 	lo, borrow := bits.Sub64(pl, nl, 0)
 	hi, _ := bits.Sub64(ph, nh, borrow)
-	// Both sums are below 2^71 (a map cannot hold 2^7 billion entries), so
-	// the 128-bit difference is exact and its sign is hi's top bit.
+	// Each sum is at most len(map)·2^64, far below 2^127, so the 128-bit
+	// two's-complement difference is exact and hi carries its sign.
 	switch {
 	case int64(hi) > 0 || (hi == 0 && lo > math.MaxInt64):
 		return math.MaxInt64
