@@ -1,0 +1,286 @@
+package main
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	journalv1 "github.com/aura-p2p/aura/api/proto/aura/journal/v1"
+)
+
+// maxPayloadRead caps what `fact append` reads from a file or stdin. aurad's own
+// limit is far lower (64 KiB) and it explains it better than we could; the cap
+// only keeps an endless pipe from eating memory.
+const maxPayloadRead = 1 << 20
+
+func newFactCmd(a *app) *cobra.Command {
+	cmd := groupCmd("fact", "Append, read and watch signed facts in the journal")
+	cmd.AddCommand(
+		newFactAppendCmd(a),
+		newFactGetCmd(a),
+		newFactListCmd(a),
+		newFactWatchCmd(a),
+	)
+	return cmd
+}
+
+func newFactAppendCmd(a *app) *cobra.Command {
+	var (
+		typeID    string
+		payload   string
+		namespace string
+		schema    uint32
+	)
+	cmd := &cobra.Command{
+		Use:   "append --type T --payload STRING|@FILE|-",
+		Short: "Sign a new fact as this device and append it; prints its id",
+		Long: `Sign a new fact as this device and append it to the journal. The command
+returns once the fact is durable and prints its id.
+
+--payload takes the bytes literally, or from a file with @FILE, or from stdin
+with -. Without --namespace the fact goes to this device's authority namespace.`,
+		Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !utf8.ValidString(typeID) || !utf8.ValidString(namespace) {
+				return usagef("--type and --namespace must be valid UTF-8")
+			}
+			body, err := readPayload(payload, a.in)
+			if err != nil {
+				return err
+			}
+			req := &journalv1.AppendFactRequest{
+				Namespace:     namespace,
+				TypeId:        typeID,
+				SchemaVersion: schema,
+				Payload:       body,
+			}
+			resp, err := unary(cmd, a, func(ctx context.Context, cc grpc.ClientConnInterface) (*journalv1.AppendFactResponse, error) {
+				return journalv1.NewJournalServiceClient(cc).AppendFact(ctx, req)
+			})
+			if err != nil {
+				return err
+			}
+			return a.printer().message(resp, func(w io.Writer) error {
+				_, err := fmt.Fprintln(w, resp.GetId())
+				return err
+			})
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&typeID, "type", "", "fact type id (required)")
+	f.StringVar(&payload, "payload", "", "payload: a literal string, @FILE to read a file, - to read stdin (required)")
+	f.StringVar(&namespace, "namespace", "", "namespace (default: this device's authority namespace)")
+	f.Uint32Var(&schema, "schema-version", 0, "schema version of the payload; 0 leaves it unset")
+	_ = cmd.MarkFlagRequired("type")
+	_ = cmd.MarkFlagRequired("payload")
+	return cmd
+}
+
+// readPayload resolves --payload: "-" is stdin, "@path" a file, anything else
+// the bytes of the argument itself.
+func readPayload(arg string, stdin io.Reader) ([]byte, error) {
+	switch {
+	case arg == "-":
+		return readLimited(stdin, "stdin")
+	case strings.HasPrefix(arg, "@"):
+		path := arg[1:]
+		if path == "" {
+			return nil, usagef("--payload @ needs a file name, as in @payload.bin")
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) {
+				// The command line names a file we cannot use: the user's
+				// mistake, not the daemon's.
+				return nil, usageError{fmt.Errorf("payload file: %w", err)}
+			}
+			return nil, fmt.Errorf("payload file: %w", err)
+		}
+		defer f.Close()
+		return readLimited(f, path)
+	default:
+		return []byte(arg), nil
+	}
+}
+
+func readLimited(r io.Reader, name string) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r, maxPayloadRead+1))
+	if err != nil {
+		return nil, fmt.Errorf("read payload from %s: %w", name, err)
+	}
+	if len(b) > maxPayloadRead {
+		return nil, status.Errorf(codes.InvalidArgument, "payload from %s is over %d bytes", name, maxPayloadRead)
+	}
+	return b, nil
+}
+
+func newFactGetCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "get ID",
+		Short: "Show one fact by its hex id",
+		Args:  exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			resp, err := unary(cmd, a, func(ctx context.Context, cc grpc.ClientConnInterface) (*journalv1.GetFactResponse, error) {
+				return journalv1.NewJournalServiceClient(cc).GetFact(ctx, &journalv1.GetFactRequest{Id: args[0]})
+			})
+			if err != nil {
+				return err
+			}
+			return a.printer().message(resp, func(w io.Writer) error {
+				return writeFact(w, resp.GetFact())
+			})
+		},
+	}
+}
+
+func writeFact(w io.Writer, f *journalv1.Fact) error {
+	payload := bytesText(f.GetPayload())
+	if strings.ContainsAny(payload, "\n\r\t") {
+		// Quoted, so the payload stays on its line of the table.
+		payload = strconv.Quote(payload)
+	}
+	return writeKVs(w, []kv{
+		{"id", f.GetId()},
+		{"namespace", f.GetNamespace()},
+		{"type", f.GetTypeId()},
+		{"schema version", strconv.FormatUint(uint64(f.GetSchemaVersion()), 10)},
+		{"author", f.GetAuthor()},
+		{"lamport", strconv.FormatUint(f.GetLamport(), 10)},
+		{"created at", formatTime(f.GetCreatedAt())},
+		{"seq", strconv.FormatUint(f.GetSeq(), 10)},
+		{"signature", hex.EncodeToString(f.GetSignature())},
+		{"payload", payload},
+	})
+}
+
+func newFactListCmd(a *app) *cobra.Command {
+	var req journalv1.ListFactsRequest
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List facts, one page at a time",
+		Long: `List facts: in (lamport, id) order within one namespace, or in this device's
+commit order across all namespaces when --namespace is not given.
+
+--limit sets the page size. When more facts follow, the table output ends
+with a hint on stderr giving the --page-token for the next page; with -o json
+the token is the response's next_page_token.`,
+		Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !utf8.ValidString(req.TypeId) || !utf8.ValidString(req.Namespace) {
+				return usagef("--type and --namespace must be valid UTF-8")
+			}
+			resp, err := unary(cmd, a, func(ctx context.Context, cc grpc.ClientConnInterface) (*journalv1.ListFactsResponse, error) {
+				return journalv1.NewJournalServiceClient(cc).ListFacts(ctx, &req)
+			})
+			if err != nil {
+				return err
+			}
+			if err := a.printer().message(resp, func(w io.Writer) error {
+				return writeFactTable(w, resp.GetFacts())
+			}); err != nil {
+				return err
+			}
+			if tok := resp.GetNextPageToken(); tok != "" && a.output == outputTable {
+				fmt.Fprintf(a.err, "more facts: repeat with --page-token %s\n", tok)
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&req.TypeId, "type", "", "only facts of this type id")
+	f.StringVar(&req.Namespace, "namespace", "", "only facts of this namespace")
+	f.Uint32Var(&req.PageSize, "limit", 0, "page size; 0 means aurad's default (100), at most 1000")
+	f.StringVar(&req.PageToken, "page-token", "", "continue from a previous page's next_page_token")
+	return cmd
+}
+
+const factTableHeader = "SEQ\tID\tTYPE\tLAMPORT\tAUTHOR\tPAYLOAD"
+
+func factRow(f *journalv1.Fact) string {
+	return fmt.Sprintf("%d\t%s\t%s\t%d\t%s\t%s",
+		f.GetSeq(),
+		shortHex(f.GetId(), shortIDLen),
+		f.GetTypeId(),
+		f.GetLamport(),
+		shortHex(f.GetAuthor(), shortAuthorLen),
+		preview(f.GetPayload(), previewRunes))
+}
+
+func writeFactTable(w io.Writer, facts []*journalv1.Fact) error {
+	if _, err := fmt.Fprintln(w, factTableHeader); err != nil {
+		return err
+	}
+	for _, f := range facts {
+		if _, err := fmt.Fprintln(w, factRow(f)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func newFactWatchCmd(a *app) *cobra.Command {
+	var req journalv1.WatchFactsRequest
+	cmd := &cobra.Command{
+		Use:   "watch",
+		Short: "Stream facts in commit order until interrupted",
+		Long: `Stream facts in this device's commit order, first those already stored after
+--after (all of them by default), then each new one as it commits. Runs until
+interrupted or until aurad ends the stream; --timeout does not apply.
+
+With -o json each fact is one line of compact JSON.`,
+		Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !utf8.ValidString(req.TypeId) || !utf8.ValidString(req.Namespace) {
+				return usagef("--type and --namespace must be valid UTF-8")
+			}
+			p := a.printer()
+			// Rows arrive one at a time, so tabwriter cannot align them;
+			// fixed widths keep the common case tidy instead.
+			headerDone := false
+			return stream(cmd, a, func(ctx context.Context, cc grpc.ClientConnInterface) (grpc.ServerStreamingClient[journalv1.WatchFactsResponse], error) {
+				return journalv1.NewJournalServiceClient(cc).WatchFacts(ctx, &req)
+			}, func(m *journalv1.WatchFactsResponse) error {
+				return p.streamed(m, func(w io.Writer) error {
+					if !headerDone {
+						headerDone = true
+						if _, err := fmt.Fprintln(w, watchLine("SEQ", "ID", "TYPE", "LAMPORT", "AUTHOR", "PAYLOAD")); err != nil {
+							return err
+						}
+					}
+					f := m.GetFact()
+					_, err := fmt.Fprintln(w, watchLine(
+						strconv.FormatUint(f.GetSeq(), 10),
+						shortHex(f.GetId(), shortIDLen),
+						f.GetTypeId(),
+						strconv.FormatUint(f.GetLamport(), 10),
+						shortHex(f.GetAuthor(), shortAuthorLen),
+						preview(f.GetPayload(), previewRunes)))
+					return err
+				})
+			})
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&req.TypeId, "type", "", "only facts of this type id")
+	f.StringVar(&req.Namespace, "namespace", "", "only facts of this namespace")
+	f.Uint64Var(&req.AfterSeq, "after", 0, "start after this seq; 0 replays everything")
+	f.BoolVar(&req.FromNow, "from-now", false, "skip stored facts and stream only new ones")
+	cmd.MarkFlagsMutuallyExclusive("after", "from-now")
+	return cmd
+}
+
+func watchLine(seq, id, typ, lamport, author, payload string) string {
+	return fmt.Sprintf("%-8s  %-16s  %-20s  %-8s  %-16s  %s", seq, id, typ, lamport, author, payload)
+}

@@ -1,0 +1,146 @@
+package main
+
+import (
+	"encoding/hex"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// Output formats for -o.
+const (
+	outputTable = "table"
+	outputJSON  = "json"
+)
+
+// Widths of the shortened columns in tables. Full values are one `fact get` or
+// `-o json` away.
+const (
+	shortIDLen     = 16
+	shortAuthorLen = 16
+	previewRunes   = 40
+)
+
+// printer writes responses in the format chosen with -o. JSON is the protojson of
+// the response message, so its shape is exactly as stable as the .proto files;
+// tables are for people and may change.
+type printer struct {
+	w    io.Writer
+	json bool
+}
+
+func (p printer) jsonOptions(indent string) protojson.MarshalOptions {
+	return protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true, Indent: indent}
+}
+
+// message prints one response: indented protojson, or whatever table draws into
+// a tabwriter.
+func (p printer) message(m proto.Message, table func(w io.Writer) error) error {
+	if p.json {
+		return p.writeJSON(m, "  ")
+	}
+	tw := newTabWriter(p.w)
+	if err := table(tw); err != nil {
+		return err
+	}
+	return tw.Flush()
+}
+
+// streamed prints one message of a stream: a single line of compact protojson,
+// so a reader can split the stream on newlines, or one table line.
+func (p printer) streamed(m proto.Message, line func(w io.Writer) error) error {
+	if p.json {
+		return p.writeJSON(m, "")
+	}
+	return line(p.w)
+}
+
+func (p printer) writeJSON(m proto.Message, indent string) error {
+	b, err := p.jsonOptions(indent).Marshal(m)
+	if err != nil {
+		return fmt.Errorf("encode %s as json: %w", m.ProtoReflect().Descriptor().FullName(), err)
+	}
+	b = append(b, '\n')
+	if _, err := p.w.Write(b); err != nil {
+		return fmt.Errorf("write output: %w", err)
+	}
+	return nil
+}
+
+func newTabWriter(w io.Writer) *tabwriter.Writer {
+	return tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+}
+
+// kv is one line of a key/value table.
+type kv struct{ key, value string }
+
+func writeKVs(w io.Writer, rows []kv) error {
+	for _, r := range rows {
+		if _, err := fmt.Fprintf(w, "%s:\t%s\n", r.key, r.value); err != nil {
+			return fmt.Errorf("write output: %w", err)
+		}
+	}
+	return nil
+}
+
+// shortHex cuts a hex id to n characters, as git does with commit hashes.
+func shortHex(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
+
+// isPrintable reports whether b reads well as text: valid UTF-8 with no control
+// characters other than ordinary whitespace.
+func isPrintable(b []byte) bool {
+	if !utf8.Valid(b) {
+		return false
+	}
+	for _, r := range string(b) {
+		if !unicode.IsPrint(r) && r != '\n' && r != '\t' && r != '\r' {
+			return false
+		}
+	}
+	return true
+}
+
+// bytesText shows bytes as text when they are printable and as 0x-prefixed hex
+// otherwise, so a table never emits raw binary onto a terminal.
+func bytesText(b []byte) string {
+	if isPrintable(b) {
+		return string(b)
+	}
+	return "0x" + hex.EncodeToString(b)
+}
+
+// preview is bytesText squeezed into one table cell: line breaks and tabs would
+// break the columns, and long payloads would push them off the screen.
+func preview(b []byte, maxRunes int) string {
+	s := strings.Map(func(r rune) rune {
+		if r == '\n' || r == '\t' || r == '\r' {
+			return ' '
+		}
+		return r
+	}, bytesText(b))
+	if utf8.RuneCountInString(s) <= maxRunes {
+		return s
+	}
+	runes := []rune(s)
+	return string(runes[:maxRunes-1]) + "…"
+}
+
+func formatTime(ts *timestamppb.Timestamp) string {
+	if ts == nil {
+		return "-"
+	}
+	return ts.AsTime().Local().Format(time.RFC3339)
+}

@@ -1,0 +1,352 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+	"unicode/utf8"
+
+	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	"github.com/aura-p2p/aura/internal/buildinfo"
+	"github.com/aura-p2p/aura/internal/core"
+)
+
+// envSocket overrides the control socket path, below an explicit --socket or
+// --datadir.
+const envSocket = "AURACTL_SOCKET"
+
+// probeTimeout bounds the check that tells "nothing listens on the socket" from
+// "aurad answered Unavailable".
+const probeTimeout = time.Second
+
+// app is everything a command needs: the global flags, the streams it talks on,
+// and the one connection to aurad. Commands receive it from their constructor,
+// so tests run the whole CLI in-process with their own streams and environment.
+type app struct {
+	in     io.Reader
+	out    io.Writer
+	err    io.Writer
+	getenv func(string) string
+
+	datadir    string
+	datadirSet bool
+	socket     string
+	timeout    time.Duration
+	output     string
+
+	// started is set once cobra has parsed the flags and validated the
+	// arguments: an error before it is the user's command line, an error after
+	// it comes from running the command.
+	started bool
+
+	sockPath string
+	conn     *grpc.ClientConn
+}
+
+// run executes one auractl invocation and returns its exit code. ctx is
+// cancelled on SIGINT/SIGTERM, which ends watch streams.
+func run(ctx context.Context, args []string, in io.Reader, out, errw io.Writer, getenv func(string) string) int {
+	a := &app{in: in, out: out, err: errw, getenv: getenv}
+	root := newRootCmd(a)
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	if cerr := a.close(); err == nil && cerr != nil {
+		err = cerr
+	}
+	if err == nil {
+		return ExitOK
+	}
+	if !a.started {
+		err = usageError{err}
+	}
+	fmt.Fprintln(a.err, errorLine(err))
+	return exitCode(err)
+}
+
+func newRootCmd(a *app) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "auractl",
+		Short: "Control a running aurad",
+		Long: `auractl talks to a running aurad over its control socket: status, the
+signed fact journal, and replicated CRDT objects.
+
+Output is a human table by default; -o json prints the protojson of the
+daemon's response (proto field names, all fields present), one compact object
+per line for streams. Errors are one line on stderr.
+
+` + exitCodeHelp,
+		Version:           buildinfo.Version(),
+		Args:              cobra.NoArgs,
+		SilenceUsage:      true,
+		SilenceErrors:     true,
+		PersistentPreRunE: a.preRun,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return cmd.Help()
+		},
+	}
+	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
+		return usageError{fmt.Errorf("%s: %w", cmd.CommandPath(), err)}
+	})
+	root.SetIn(a.in)
+	root.SetOut(a.out)
+	root.SetErr(a.err)
+
+	defaultDataDir, err := core.DefaultDataDir(a.getenv)
+	if err != nil {
+		// Only commands that need the socket fail, and they say how to fix it.
+		defaultDataDir = ""
+	}
+	pf := root.PersistentFlags()
+	pf.StringVar(&a.datadir, "datadir", defaultDataDir, "aurad's data directory (env "+core.EnvDataDir+")")
+	pf.StringVar(&a.socket, "socket", "", "control socket (env "+envSocket+"; default <datadir>/"+core.SocketName+")")
+	pf.DurationVar(&a.timeout, "timeout", 5*time.Second, "deadline for each command; 0 waits forever; watch commands ignore it")
+	pf.StringVarP(&a.output, "output", "o", outputTable, "output format: table or json")
+	_ = root.RegisterFlagCompletionFunc("output", cobra.FixedCompletions(
+		[]string{outputTable, outputJSON}, cobra.ShellCompDirectiveNoFileComp))
+
+	root.AddCommand(
+		newStatusCmd(a),
+		newFactCmd(a),
+		newCrdtCmd(a),
+		newStopCmd(a),
+		newVersionCmd(a),
+	)
+	return root
+}
+
+// preRun runs after cobra validated flags and arguments, before any command.
+func (a *app) preRun(cmd *cobra.Command, _ []string) error {
+	// cobra checks required flags only after this hook; checking here keeps
+	// every command-line mistake on the usage path.
+	if err := cmd.ValidateRequiredFlags(); err != nil {
+		return usageError{fmt.Errorf("%s: %w", cmd.CommandPath(), err)}
+	}
+	if err := cmd.ValidateFlagGroups(); err != nil {
+		return usageError{fmt.Errorf("%s: %w", cmd.CommandPath(), err)}
+	}
+	switch a.output {
+	case outputTable, outputJSON:
+	default:
+		return usagef("invalid --output %q: want %s or %s", a.output, outputTable, outputJSON)
+	}
+	if a.timeout < 0 {
+		return usagef("invalid --timeout %s: must not be negative", a.timeout)
+	}
+	a.datadirSet = cmd.Flags().Changed("datadir")
+	a.started = true
+	return nil
+}
+
+func (a *app) printer() printer {
+	return printer{w: a.out, json: a.output == outputJSON}
+}
+
+// socketPath resolves the control socket: --socket, else an explicit
+// --datadir's socket, else $AURACTL_SOCKET, else the default data dir's socket.
+// Flags beat the environment field by field, as in aurad.
+func (a *app) socketPath() (string, error) {
+	if a.sockPath != "" {
+		return a.sockPath, nil
+	}
+	p := a.socket
+	if p == "" && !a.datadirSet {
+		p = a.getenv(envSocket)
+	}
+	if p == "" {
+		if a.datadir == "" {
+			return "", usagef("no control socket: set --socket, --datadir, %s or HOME", core.EnvDataDir)
+		}
+		p = filepath.Join(a.datadir, core.SocketName)
+	}
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return "", fmt.Errorf("resolve socket path %s: %w", p, err)
+	}
+	a.sockPath = abs
+	return abs, nil
+}
+
+// dial returns the connection to aurad, creating it on first use. grpc.NewClient
+// does not connect, so a missing socket file is checked here to give the plain
+// answer at once; a socket nobody listens on is caught when the first call fails.
+func (a *app) dial() (*grpc.ClientConn, error) {
+	if a.conn != nil {
+		return a.conn, nil
+	}
+	sock, err := a.socketPath()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(sock); errors.Is(err, fs.ErrNotExist) {
+		return nil, &notRunningError{socket: sock}
+	}
+	conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, fmt.Errorf("connect to aurad at %s: %w", sock, err)
+	}
+	a.conn = conn
+	return conn, nil
+}
+
+func (a *app) close() error {
+	if a.conn == nil {
+		return nil
+	}
+	err := a.conn.Close()
+	a.conn = nil
+	if err != nil {
+		return fmt.Errorf("close connection to aurad: %w", err)
+	}
+	return nil
+}
+
+// commandContext applies --timeout to one command.
+func (a *app) commandContext(parent context.Context) (context.Context, context.CancelFunc) {
+	if a.timeout == 0 {
+		return context.WithCancel(parent)
+	}
+	return context.WithTimeout(parent, a.timeout)
+}
+
+// daemonListening reports whether anything accepts connections on the socket.
+func (a *app) daemonListening(ctx context.Context) bool {
+	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "unix", a.sockPath)
+	if err != nil {
+		return false
+	}
+	_ = c.Close()
+	return true
+}
+
+// rpcError turns the failures of a call into the errors users should see: a
+// refused connection becomes "aurad is not running", and our own deadline says
+// which deadline it was rather than "context deadline exceeded".
+func (a *app) rpcError(ctx context.Context, err error) error {
+	st, ok := grpcStatus(err)
+	if !ok {
+		return err
+	}
+	switch st.Code() {
+	case codes.Unavailable:
+		// aurad also answers Unavailable while starting or stopping; only a
+		// socket that accepts nothing means it is not running.
+		if !a.daemonListening(context.WithoutCancel(ctx)) {
+			return &notRunningError{socket: a.sockPath}
+		}
+	case codes.DeadlineExceeded:
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return status.Errorf(codes.DeadlineExceeded, "no answer from aurad at %s within %s", a.sockPath, a.timeout)
+		}
+	}
+	return err
+}
+
+// unary makes one call to aurad under the command's deadline.
+func unary[R any](cmd *cobra.Command, a *app, call func(ctx context.Context, cc grpc.ClientConnInterface) (R, error)) (R, error) {
+	var zero R
+	conn, err := a.dial()
+	if err != nil {
+		return zero, err
+	}
+	ctx, cancel := a.commandContext(cmd.Context())
+	defer cancel()
+	resp, err := call(ctx, conn)
+	if err != nil {
+		return zero, a.rpcError(ctx, err)
+	}
+	return resp, nil
+}
+
+// stream opens a server stream and hands each message to each until the
+// server ends it or the user interrupts. Streams are not bound by --timeout:
+// watching is meant to last.
+func stream[R any](cmd *cobra.Command, a *app, open func(ctx context.Context, cc grpc.ClientConnInterface) (grpc.ServerStreamingClient[R], error), each func(*R) error) error {
+	conn, err := a.dial()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(cmd.Context())
+	defer cancel()
+	s, err := open(ctx, conn)
+	if err != nil {
+		return a.streamError(cmd.Context(), err)
+	}
+	for {
+		m, err := s.Recv()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return a.streamError(cmd.Context(), err)
+		}
+		if err := each(m); err != nil {
+			return err
+		}
+	}
+}
+
+func (a *app) streamError(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		// Interrupting a watch is how it normally ends.
+		return nil
+	}
+	return a.rpcError(ctx, err)
+}
+
+// Argument validators: cobra's counts, plus a check that each argument can
+// travel in a proto string field. Their errors name the command, since the
+// usage text that would otherwise say which one is not printed.
+
+func exactArgs(n int) cobra.PositionalArgs {
+	return withPath(cobra.MatchAll(cobra.ExactArgs(n), utf8Args))
+}
+
+func rangeArgs(lo, hi int) cobra.PositionalArgs {
+	return withPath(cobra.MatchAll(cobra.RangeArgs(lo, hi), utf8Args))
+}
+
+func withPath(check cobra.PositionalArgs) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := check(cmd, args); err != nil {
+			return usageError{fmt.Errorf("%s: %w", cmd.CommandPath(), err)}
+		}
+		return nil
+	}
+}
+
+func utf8Args(_ *cobra.Command, args []string) error {
+	for i, s := range args {
+		if !utf8.ValidString(s) {
+			return fmt.Errorf("argument %d is not valid UTF-8", i+1)
+		}
+	}
+	return nil
+}
+
+// groupCmd is a noun that only holds subcommands. It is runnable so that an
+// unknown subcommand is a usage error; cobra would otherwise print help and
+// exit 0.
+func groupCmd(use, short string) *cobra.Command {
+	return &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return cmd.Help()
+		},
+	}
+}
