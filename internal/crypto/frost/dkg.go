@@ -68,6 +68,9 @@ func (p *Round1Package) full() []group.Element {
 // MarshalBinary encodes kind(1) ‖ sender(u16) ‖ count(u16) ‖ C* and, for a
 // DKG, ‖ R ‖ z.
 func (p *Round1Package) MarshalBinary() ([]byte, error) {
+	if p.sender == 0 || (!p.refresh && (len(p.commitment) == 0 || p.proofR == nil || p.proofZ == nil)) {
+		return nil, errUninitialized
+	}
 	kind := kindDKG
 	if p.refresh {
 		kind = kindRefresh
@@ -125,6 +128,9 @@ func (p *Round2Package) Receiver() Identifier { return p.receiver }
 // MarshalBinary encodes sender(u16) ‖ receiver(u16) ‖ share. The result is
 // secret.
 func (p *Round2Package) MarshalBinary() ([]byte, error) {
+	if p.share == nil {
+		return nil, errUninitialized
+	}
 	out := appendU16(make([]byte, 0, round2Size), uint16(p.sender))
 	out = appendU16(out, uint16(p.receiver))
 	return encodeScalar(out, p.share), nil
@@ -183,7 +189,7 @@ func NewDKG(rand io.Reader, id Identifier, minSigners, maxSigners int) (*DKGPart
 // pub. Every participant of pub must take part; the result has the same group
 // key, threshold and identifiers, and fresh shares.
 func NewRefresh(rand io.Reader, key *KeyPackage, pub *PublicKeyPackage) (*DKGParticipant, error) {
-	if key == nil || pub == nil {
+	if !key.valid() || pub == nil || pub.groupKey == nil {
 		return nil, fmt.Errorf("%w: nil key or public key package", ErrKeyMismatch)
 	}
 	vs, ok := pub.shares[key.id]

@@ -180,7 +180,7 @@ func decodeFails(t *testing.T, c codec, what string, b []byte, want error) {
 }
 
 var (
-	identityEnc  = make([]byte, 32)                      // ristretto255 identity
+	identityEnc  = make([]byte, 32) // ristretto255 identity
 	scalarL      = []byte{0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10}
 	scalarMax    = bytes.Repeat([]byte{0xff}, 32)
 	badElement   = append([]byte{1}, make([]byte, 31)...) // odd s: not canonical
@@ -393,4 +393,41 @@ func FuzzVerify(f *testing.F) {
 			t.Fatalf("unexpected valid signature: %x %x %x", pkb, msg, sigb)
 		}
 	})
+}
+
+// Zero values of the exported types are rejected with errors, not panics.
+func TestZeroValues(t *testing.T) {
+	for _, c := range codecs {
+		if _, err := c.new().MarshalBinary(); !errors.Is(err, ErrInvalidEncoding) {
+			t.Errorf("%s zero value: %v", c.name, err)
+		}
+	}
+	rng := testRand(77)
+	keys, pub := dealerKeys(t, rng, 2, 2)
+	n := must(Commit(rng, keys[0]))
+	pkg := must(NewSigningPackage([]*SigningCommitment{n.Commitment(), must(Commit(rng, keys[1])).Commitment()}, nil))
+	_, err := Commit(rng, &KeyPackage{})
+	wantErr(t, err, ErrKeyMismatch)
+	_, err = Sign(keys[0], &SigningNonces{}, pkg)
+	wantErr(t, err, ErrMissingCommitment)
+	_, err = Sign(&KeyPackage{}, n, pkg)
+	wantErr(t, err, ErrInvalidMessage)
+	_, err = Aggregate(&PublicKeyPackage{}, pkg, nil)
+	wantErr(t, err, ErrInvalidMessage)
+	_, err = Aggregate(pub, &SigningPackage{}, nil)
+	wantErr(t, err, ErrTooFewSigners)
+	wantErr(t, VerifySignatureShare(&PublicKeyPackage{}, pkg, &SignatureShare{}), ErrInvalidMessage)
+	wantErr(t, (&PublicKey{}).Verify(nil, &Signature{}), ErrInvalidSignature)
+	wantErr(t, pub.PublicKey().Verify(nil, &Signature{}), ErrInvalidSignature)
+	_, err = (&SecretShare{}).Verify()
+	wantErr(t, err, ErrInvalidIdentifier)
+	_, err = NewRefresh(rng, &KeyPackage{}, pub)
+	wantErr(t, err, ErrKeyMismatch)
+	if (&VSSCommitment{}).PublicKey() != nil {
+		t.Error("zero VSSCommitment has a public key")
+	}
+	p := must(NewDKG(rng, 1, 2, 2))
+	must(p.Round1())
+	_, err = p.Round2([]*Round1Package{{}})
+	wantErr(t, err, ErrUnknownParticipant)
 }

@@ -116,14 +116,22 @@ type VSSCommitment struct {
 // Threshold returns the number of shares needed to sign.
 func (c *VSSCommitment) Threshold() int { return len(c.coeffs) }
 
-// PublicKey returns the committed group key, C₀.
-func (c *VSSCommitment) PublicKey() *PublicKey { return newPublicKey(c.coeffs[0]) }
+// PublicKey returns the committed group key, C₀, or nil for a zero value.
+func (c *VSSCommitment) PublicKey() *PublicKey {
+	if len(c.coeffs) == 0 {
+		return nil
+	}
+	return newPublicKey(c.coeffs[0])
+}
 
 // VerifyingShare returns Σ C_k·id^k, the public key matching participant id's
 // secret share.
 func (c *VSSCommitment) VerifyingShare(id Identifier) ([]byte, error) {
 	if err := id.check(); err != nil {
 		return nil, err
+	}
+	if len(c.coeffs) == 0 {
+		return nil, errUninitialized
 	}
 	e := evalCommitment(c.coeffs, id)
 	if e.IsIdentity() {
@@ -134,6 +142,9 @@ func (c *VSSCommitment) VerifyingShare(id Identifier) ([]byte, error) {
 
 // MarshalBinary encodes count(u16) ‖ C₀ ‖ … ‖ C(t-1).
 func (c *VSSCommitment) MarshalBinary() ([]byte, error) {
+	if len(c.coeffs) == 0 {
+		return nil, errUninitialized
+	}
 	return appendElements(nil, c.coeffs), nil
 }
 
@@ -195,7 +206,7 @@ func (s *SecretShare) Verify() (*KeyPackage, error) {
 	if err := s.id.check(); err != nil {
 		return nil, err
 	}
-	if s.commitment == nil || len(s.commitment.coeffs) == 0 || len(s.commitment.coeffs) > maxParticipants {
+	if s.value == nil || s.commitment == nil || len(s.commitment.coeffs) == 0 || len(s.commitment.coeffs) > maxParticipants {
 		return nil, fmt.Errorf("%w: missing commitment", ErrInvalidSecretShare)
 	}
 	want := evalCommitment(s.commitment.coeffs, s.id)
@@ -218,6 +229,9 @@ func (s *SecretShare) Destroy() { zeroScalar(s.value) }
 // MarshalBinary encodes id(u16) ‖ f(id) ‖ commitment. The result contains
 // secret material.
 func (s *SecretShare) MarshalBinary() ([]byte, error) {
+	if s.value == nil || s.commitment == nil || len(s.commitment.coeffs) == 0 {
+		return nil, errUninitialized
+	}
 	out := appendU16(nil, uint16(s.id))
 	out = encodeScalar(out, s.value)
 	return appendElements(out, s.commitment.coeffs), nil
@@ -259,12 +273,19 @@ func (k *KeyPackage) PublicKey() *PublicKey { return k.groupKey }
 // VerifyingShare returns the encoding of secret·G.
 func (k *KeyPackage) VerifyingShare() []byte { return elementBytes(k.verifyingShare) }
 
+func (k *KeyPackage) valid() bool {
+	return k != nil && k.secret != nil && k.verifyingShare != nil && k.groupKey != nil && k.minSigners > 0
+}
+
 // Destroy zeroes the secret share; the package is unusable afterwards.
 func (k *KeyPackage) Destroy() { zeroScalar(k.secret) }
 
 // MarshalBinary encodes id(u16) ‖ t(u16) ‖ secret ‖ verifying share ‖
 // group key. The result contains the secret share: store it encrypted.
 func (k *KeyPackage) MarshalBinary() ([]byte, error) {
+	if !k.valid() {
+		return nil, errUninitialized
+	}
 	out := make([]byte, 0, 4+scalarSize+2*elementSize)
 	out = appendU16(out, uint16(k.id))
 	out = appendU16(out, k.minSigners)
@@ -341,6 +362,9 @@ func (p *PublicKeyPackage) VerifyingShare(id Identifier) ([]byte, error) {
 // MarshalBinary encodes t(u16) ‖ group key ‖ n(u16) ‖ (id(u16) ‖ share)*
 // with identifiers strictly ascending.
 func (p *PublicKeyPackage) MarshalBinary() ([]byte, error) {
+	if p.groupKey == nil || p.minSigners == 0 {
+		return nil, errUninitialized
+	}
 	out := make([]byte, 0, 4+elementSize+len(p.ids)*(identSize+elementSize))
 	out = appendU16(out, p.minSigners)
 	out = append(out, p.groupKey.enc[:]...)

@@ -47,6 +47,9 @@ func (c *SigningCommitment) appendTo(dst []byte) []byte { return append(dst, c.e
 
 // MarshalBinary encodes id(u16) ‖ hiding ‖ binding, 66 bytes.
 func (c *SigningCommitment) MarshalBinary() ([]byte, error) {
+	if c.hiding == nil || c.binding == nil {
+		return nil, errUninitialized
+	}
 	return c.appendTo(make([]byte, 0, commitmentSize)), nil
 }
 
@@ -103,7 +106,7 @@ func (n *SigningNonces) Destroy() {
 // its own cannot leak the key. rand is read for 32 bytes for the hiding nonce,
 // then 32 for the binding nonce; nil means crypto/rand.
 func Commit(rand io.Reader, key *KeyPackage) (*SigningNonces, error) {
-	if key == nil || key.secret == nil {
+	if !key.valid() {
 		return nil, fmt.Errorf("%w: nil key package", ErrKeyMismatch)
 	}
 	hiding, err := nonceGenerate(rand, key.secret)
@@ -181,6 +184,9 @@ func (p *SigningPackage) Signers() []Identifier {
 
 // MarshalBinary encodes count(u16) ‖ commitment* ‖ len(u32) ‖ message.
 func (p *SigningPackage) MarshalBinary() ([]byte, error) {
+	if len(p.commitments) == 0 {
+		return nil, errUninitialized
+	}
 	out := make([]byte, 0, 2+len(p.commitments)*commitmentSize+4+len(p.message))
 	out = appendU16(out, uint16(len(p.commitments)))
 	for i := range p.commitments {
@@ -246,6 +252,9 @@ func (s *SignatureShare) Identifier() Identifier { return s.id }
 
 // MarshalBinary encodes id(u16) ‖ z, 34 bytes.
 func (s *SignatureShare) MarshalBinary() ([]byte, error) {
+	if s.z == nil {
+		return nil, errUninitialized
+	}
 	out := appendU16(make([]byte, 0, signatureShareSize), uint16(s.id))
 	return encodeScalar(out, s.z), nil
 }
@@ -374,8 +383,11 @@ func Sign(key *KeyPackage, nonces *SigningNonces, pkg *SigningPackage) (*Signatu
 		return nil, ErrNonceReused
 	}
 	defer nonces.Destroy()
-	if key == nil || pkg == nil {
-		return nil, fmt.Errorf("%w: nil key or signing package", ErrInvalidMessage)
+	if nonces.hiding == nil || nonces.binding == nil {
+		return nil, fmt.Errorf("%w: nonces not made by Commit", ErrMissingCommitment)
+	}
+	if !key.valid() || pkg == nil {
+		return nil, fmt.Errorf("%w: nil or uninitialized key or signing package", ErrInvalidMessage)
 	}
 	if nonces.commitment.id != key.id {
 		return nil, fmt.Errorf("%w: nonces of participant %d used with key of %d", ErrKeyMismatch, nonces.commitment.id, key.id)
@@ -450,6 +462,9 @@ func matchShares(pub *PublicKeyPackage, pkg *SigningPackage, shares []*Signature
 // verifying share (RFC 9591 §5.4). A bad share is reported as a
 // *MisbehaviorError naming the sender and wrapping ErrInvalidSignatureShare.
 func VerifySignatureShare(pub *PublicKeyPackage, pkg *SigningPackage, share *SignatureShare) error {
+	if pub == nil || pub.groupKey == nil || pkg == nil {
+		return fmt.Errorf("%w: nil public key package or signing package", ErrInvalidMessage)
+	}
 	if share == nil || share.z == nil {
 		return fmt.Errorf("%w: nil signature share", ErrInvalidMessage)
 	}
@@ -477,7 +492,7 @@ func VerifySignatureShare(pub *PublicKeyPackage, pkg *SigningPackage, share *Sig
 // bad is reported as a *MisbehaviorError (joined; see Culprits), so the
 // coordinator can exclude them and retry with others.
 func Aggregate(pub *PublicKeyPackage, pkg *SigningPackage, shares []*SignatureShare) (*Signature, error) {
-	if pub == nil || pkg == nil {
+	if pub == nil || pub.groupKey == nil || pkg == nil {
 		return nil, fmt.Errorf("%w: nil public key package or signing package", ErrInvalidMessage)
 	}
 	ordered, err := matchShares(pub, pkg, shares)
@@ -545,7 +560,12 @@ func ParseSignature(b []byte) (*Signature, error) {
 func (s *Signature) Bytes() []byte { return slices.Clone(s.enc[:]) }
 
 // MarshalBinary returns R ‖ z.
-func (s *Signature) MarshalBinary() ([]byte, error) { return s.Bytes(), nil }
+func (s *Signature) MarshalBinary() ([]byte, error) {
+	if s.r == nil || s.z == nil {
+		return nil, errUninitialized
+	}
+	return s.Bytes(), nil
+}
 
 // UnmarshalBinary is ParseSignature in place.
 func (s *Signature) UnmarshalBinary(b []byte) error {
@@ -563,8 +583,8 @@ func (s *Signature) UnmarshalBinary(b []byte) error {
 // Verify checks a Schnorr signature: z·G == R + c·PK with
 // c = H2(R ‖ PK ‖ msg). It is the same check for threshold and single keys.
 func (pk *PublicKey) Verify(msg []byte, sig *Signature) error {
-	if sig == nil || sig.r == nil || sig.z == nil {
-		return fmt.Errorf("%w: nil signature", ErrInvalidSignature)
+	if sig == nil || sig.r == nil || sig.z == nil || pk == nil || pk.e == nil {
+		return fmt.Errorf("%w: nil or uninitialized signature or key", ErrInvalidSignature)
 	}
 	c := challenge(sig.enc[:elementSize], pk, msg)
 	rhs := g.NewElement().Mul(pk.e, c)

@@ -188,6 +188,10 @@ func decodeElement(b []byte) (group.Element, error) {
 	return e, nil
 }
 
+// errUninitialized is returned by MarshalBinary on a zero value: its fields
+// are unexported, so only the package's constructors and decoders can fill it.
+var errUninitialized = fmt.Errorf("%w: uninitialized value", ErrInvalidEncoding)
+
 // reader is a strict cursor over an encoding; the first failure sticks so
 // decoders can read a whole structure and check the error once.
 type reader struct {

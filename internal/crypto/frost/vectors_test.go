@@ -3,6 +3,9 @@ package frost
 import (
 	"bytes"
 	"encoding/hex"
+	"encoding/json"
+	"os"
+	"slices"
 	"testing"
 )
 
@@ -193,4 +196,83 @@ func TestSplitSecretKeepsPublicKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkHex(t, "group key", hex.EncodeToString(pub.PublicKey().Bytes()), rfcVector.groupPublicKey)
+}
+
+// The typed values above must agree with the CFRG draft repository's JSON
+// (testdata/frost-ristretto255-sha512.json), so a typo in either shows up.
+func TestRFC9591VectorsMatchJSON(t *testing.T) {
+	raw, err := os.ReadFile("testdata/frost-ristretto255-sha512.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var j struct {
+		Inputs struct {
+			GroupSecretKey string   `json:"group_secret_key"`
+			GroupPublicKey string   `json:"group_public_key"`
+			Message        string   `json:"message"`
+			Coefficients   []string `json:"share_polynomial_coefficients"`
+			Shares         []struct {
+				ID    Identifier `json:"identifier"`
+				Share string     `json:"participant_share"`
+			} `json:"participant_shares"`
+		} `json:"inputs"`
+		RoundOne struct {
+			Outputs []struct {
+				ID                 Identifier `json:"identifier"`
+				HidingRandomness   string     `json:"hiding_nonce_randomness"`
+				BindingRandomness  string     `json:"binding_nonce_randomness"`
+				HidingNonce        string     `json:"hiding_nonce"`
+				BindingNonce       string     `json:"binding_nonce"`
+				HidingCommitment   string     `json:"hiding_nonce_commitment"`
+				BindingCommitment  string     `json:"binding_nonce_commitment"`
+				BindingFactorInput string     `json:"binding_factor_input"`
+				BindingFactor      string     `json:"binding_factor"`
+			} `json:"outputs"`
+		} `json:"round_one_outputs"`
+		RoundTwo struct {
+			Outputs []struct {
+				ID       Identifier `json:"identifier"`
+				SigShare string     `json:"sig_share"`
+			} `json:"outputs"`
+		} `json:"round_two_outputs"`
+		Final struct {
+			Sig string `json:"sig"`
+		} `json:"final_output"`
+	}
+	if err := json.Unmarshal(raw, &j); err != nil {
+		t.Fatal(err)
+	}
+	v := rfcVector
+	checkHex(t, "secret", j.Inputs.GroupSecretKey, v.groupSecretKey)
+	checkHex(t, "public", j.Inputs.GroupPublicKey, v.groupPublicKey)
+	checkHex(t, "message", j.Inputs.Message, v.message)
+	if !slices.Equal(j.Inputs.Coefficients, v.coefficients) {
+		t.Error("coefficients differ")
+	}
+	for _, s := range j.Inputs.Shares {
+		checkHex(t, "share", s.Share, v.shares[s.ID])
+	}
+	if len(j.RoundOne.Outputs) != len(v.signers) || len(j.RoundTwo.Outputs) != len(v.signers) {
+		t.Fatal("signer count differs")
+	}
+	for i, o := range j.RoundOne.Outputs {
+		s := v.signers[i]
+		if o.ID != s.id || j.RoundTwo.Outputs[i].ID != s.id {
+			t.Fatalf("signer %d: identifier differs", i)
+		}
+		for _, p := range [][3]string{
+			{"hiding randomness", o.HidingRandomness, s.hidingRandomness},
+			{"binding randomness", o.BindingRandomness, s.bindingRandomness},
+			{"hiding nonce", o.HidingNonce, s.hidingNonce},
+			{"binding nonce", o.BindingNonce, s.bindingNonce},
+			{"hiding commitment", o.HidingCommitment, s.hidingCommitment},
+			{"binding commitment", o.BindingCommitment, s.bindingCommitment},
+			{"binding factor input", o.BindingFactorInput, s.bindingFactorInput},
+			{"binding factor", o.BindingFactor, s.bindingFactor},
+			{"signature share", j.RoundTwo.Outputs[i].SigShare, s.sigShare},
+		} {
+			checkHex(t, p[0], p[1], p[2])
+		}
+	}
+	checkHex(t, "signature", j.Final.Sig, v.signature)
 }
