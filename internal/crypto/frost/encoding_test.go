@@ -431,3 +431,24 @@ func TestZeroValues(t *testing.T) {
 	_, err = p.Round2([]*Round1Package{{}})
 	wantErr(t, err, ErrUnknownParticipant)
 }
+
+// A public key package whose verifying shares are not on one degree t-1
+// polynomial through the group key is refused at decoding: otherwise
+// Aggregate would blame honest signers.
+func TestPublicKeyPackageConsistency(t *testing.T) {
+	rng := testRand(88)
+	for _, tn := range [][2]int{{1, 1}, {1, 3}, {2, 3}, {3, 5}} {
+		_, pub := dealerKeys(t, rng, tn[0], tn[1])
+		enc := must(pub.MarshalBinary())
+		var ok PublicKeyPackage
+		if err := ok.UnmarshalBinary(enc); err != nil {
+			t.Fatalf("%v: %v", tn, err)
+		}
+		gen := elementBytes(g.Generator())
+		for i := range tn[1] {
+			bad := splice(enc, 38+i*(identSize+elementSize), gen)
+			decodeFails(t, codecByName("PublicKeyPackage"), fmt.Sprintf("%v share %d replaced", tn, i+1), bad, ErrKeyMismatch)
+		}
+		decodeFails(t, codecByName("PublicKeyPackage"), fmt.Sprintf("%v group key replaced", tn), splice(enc, 2, gen), ErrKeyMismatch)
+	}
+}

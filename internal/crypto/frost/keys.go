@@ -402,7 +402,41 @@ func (p *PublicKeyPackage) UnmarshalBinary(b []byte) error {
 	if err := r.done(); err != nil {
 		return fmt.Errorf("public key package: %w", err)
 	}
-	*p = *newPublicKeyPackage(int(t), gk, shares)
+	v := newPublicKeyPackage(int(t), gk, shares)
+	if err := v.check(); err != nil {
+		return fmt.Errorf("public key package: %w", err)
+	}
+	*p = *v
+	return nil
+}
+
+// check verifies that the verifying shares are points of one polynomial of
+// degree t-1 whose value at 0 is the group key: interpolating the first t
+// shares in the exponent must give the group key and every other share.
+// Without it a corrupted package would make Aggregate blame honest signers.
+// The cost is n-t+1 public multi-scalar multiplications of t points.
+func (p *PublicKeyPackage) check() error {
+	t := int(p.minSigners)
+	base := p.ids[:t]
+	points := make([]group.Element, t)
+	for i, id := range base {
+		points[i] = p.shares[id]
+	}
+	interpolate := func(x int64) group.Element {
+		coeffs := make([]group.Scalar, t)
+		for i := range base {
+			coeffs[i] = lagrangeAt(base, i, x)
+		}
+		return publicMultiScalarMult(coeffs, points)
+	}
+	if !interpolate(0).IsEqual(p.groupKey.e) {
+		return fmt.Errorf("%w: verifying shares do not interpolate to the group key", ErrKeyMismatch)
+	}
+	for _, id := range p.ids[t:] {
+		if !interpolate(int64(id)).IsEqual(p.shares[id]) {
+			return fmt.Errorf("%w: verifying share of %d is off the polynomial", ErrKeyMismatch, id)
+		}
+	}
 	return nil
 }
 

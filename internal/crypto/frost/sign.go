@@ -342,20 +342,30 @@ func challenge(rEnc []byte, pk *PublicKey, msg []byte) group.Scalar {
 }
 
 // lagrange is RFC 9591 §4.2 derive_interpolating_value for the signer at
-// index i of the package. Identifiers are public, so it is computed on
-// integers with a variable-time inversion, which is ~15× cheaper than the
-// constant-time scalar inversion.
+// index i of the package.
 func lagrange(cs []SigningCommitment, i int) group.Scalar {
-	xi := int64(cs[i].id)
+	ids := make([]Identifier, len(cs))
+	for j := range cs {
+		ids[j] = cs[j].id
+	}
+	return lagrangeAt(ids, i, 0)
+}
+
+// lagrangeAt returns the Lagrange basis polynomial of ids[i] over ids,
+// evaluated at x: Π_{j≠i} (x − x_j) / (x_i − x_j). Identifiers are public, so
+// it is computed on integers with a variable-time inversion, ~15× cheaper
+// than the constant-time scalar inversion.
+func lagrangeAt(ids []Identifier, i int, x int64) group.Scalar {
+	xi := int64(ids[i])
 	num, den := big.NewInt(1), big.NewInt(1)
 	var t big.Int
-	for j := range cs {
+	for j, id := range ids {
 		if j == i {
 			continue
 		}
-		xj := int64(cs[j].id)
-		num.Mul(num, t.SetInt64(xj))
-		den.Mul(den, t.SetInt64(xj-xi))
+		xj := int64(id)
+		num.Mul(num, t.SetInt64(x-xj))
+		den.Mul(den, t.SetInt64(xi-xj))
 	}
 	den.Mod(den, groupOrder)
 	if den.ModInverse(den, groupOrder) == nil {
