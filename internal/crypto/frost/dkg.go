@@ -13,7 +13,8 @@ import (
 // polynomial and proves knowledge of its constant term with a Schnorr proof,
 // which stops rogue-key attacks on the group key. RFC 9591 leaves key
 // generation out of scope; the proof's challenge uses the suite's hash with
-// the tag "dkg" over SerializeScalar(id) ‖ C₀ ‖ R, as ZF FROST does.
+// the tag "dkg" over SerializeScalar(id) ‖ C₀ ‖ R, as ZF FROST does, followed
+// by an optional session context.
 //
 // Proactive refresh runs the same three steps with polynomials whose constant
 // term is zero: shares change, the group key does not, and a share stolen
@@ -160,6 +161,7 @@ type DKGParticipant struct {
 	minSigners int
 	ids        []Identifier // all participants, ascending
 	refresh    bool
+	context    []byte
 	oldKey     *KeyPackage
 	oldPub     *PublicKeyPackage
 
@@ -171,7 +173,17 @@ type DKGParticipant struct {
 
 // NewDKG starts a t-of-n key generation for participant id among
 // participants 1…n. rand supplies all randomness (nil: crypto/rand).
+// It is NewDKGWithContext without a session context.
 func NewDKG(rand io.Reader, id Identifier, minSigners, maxSigners int) (*DKGParticipant, error) {
+	return NewDKGWithContext(rand, id, minSigners, maxSigners, nil)
+}
+
+// NewDKGWithContext is NewDKG with a session context (the FROST paper's Φ),
+// e.g. a hash of the ceremony's identifier and participant list, which every
+// participant must pass identically. It is bound into the proofs of
+// knowledge, so a round-1 package cannot be replayed into another session.
+// A nil context gives the ZF FROST proof format.
+func NewDKGWithContext(rand io.Reader, id Identifier, minSigners, maxSigners int, context []byte) (*DKGParticipant, error) {
 	if err := checkParams(minSigners, maxSigners); err != nil {
 		return nil, err
 	}
@@ -182,7 +194,7 @@ func NewDKG(rand io.Reader, id Identifier, minSigners, maxSigners int) (*DKGPart
 	for i := range ids {
 		ids[i] = Identifier(i + 1)
 	}
-	return &DKGParticipant{rand: rand, id: id, minSigners: minSigners, ids: ids}, nil
+	return &DKGParticipant{rand: rand, id: id, minSigners: minSigners, ids: ids, context: slices.Clone(context)}, nil
 }
 
 // NewRefresh starts a proactive refresh of key among all participants of
@@ -245,7 +257,7 @@ func (p *DKGParticipant) Round1() (*Round1Package, error) {
 			return nil, err
 		}
 		pkg.proofR = g.NewElement().MulGen(k)
-		c := dkgChallenge(p.id, commitment[0], pkg.proofR)
+		c := dkgChallenge(p.id, commitment[0], pkg.proofR, p.context)
 		pkg.proofZ = c.Mul(c, poly[0]).Add(c, k)
 		zeroScalar(k)
 	}
@@ -253,9 +265,9 @@ func (p *DKGParticipant) Round1() (*Round1Package, error) {
 	return pkg, nil
 }
 
-func dkgChallenge(id Identifier, c0, r group.Element) group.Scalar {
+func dkgChallenge(id Identifier, c0, r group.Element, context []byte) group.Scalar {
 	idb := id.scalarBytes()
-	return hdkg(idb[:], elementBytes(c0), elementBytes(r))
+	return hdkg(idb[:], elementBytes(c0), elementBytes(r), context)
 }
 
 // checkRound1 validates one received package and blames its sender.
@@ -282,7 +294,7 @@ func (p *DKGParticipant) checkRound1(pkg *Round1Package) error {
 		return &MisbehaviorError{Participant: pkg.sender, Err: ErrInvalidProof}
 	}
 	// R ?= z·G − c·C₀
-	c := dkgChallenge(pkg.sender, pkg.commitment[0], pkg.proofR)
+	c := dkgChallenge(pkg.sender, pkg.commitment[0], pkg.proofR, p.context)
 	rhs := g.NewElement().Mul(pkg.commitment[0], c.Neg(c))
 	rhs.Add(rhs, g.NewElement().MulGen(pkg.proofZ))
 	if !rhs.IsEqual(pkg.proofR) {

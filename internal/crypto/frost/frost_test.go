@@ -445,3 +445,19 @@ func TestKeyPackageRoundTrip(t *testing.T) {
 	var k KeyPackage
 	wantErr(t, k.UnmarshalBinary(enc), ErrKeyMismatch)
 }
+
+// A proof of knowledge made for one session does not verify in another.
+func TestDKGContextBindsProofs(t *testing.T) {
+	rng := testRand(43)
+	a1 := must(NewDKGWithContext(rng, 1, 2, 2, []byte("ceremony A")))
+	a2 := must(NewDKGWithContext(rng, 2, 2, 2, []byte("ceremony A")))
+	b1 := must(NewDKGWithContext(rng, 1, 2, 2, []byte("ceremony B")))
+	must(a1.Round1())
+	must(b1.Round1())
+	r := must(a2.Round1())
+	_, err := b1.Round2([]*Round1Package{r})
+	if got := Culprits(err); !slices.Equal(got, []Identifier{2}) || !errors.Is(err, ErrInvalidProof) {
+		t.Fatalf("replayed package: %v", err)
+	}
+	must(a1.Round2([]*Round1Package{r}))
+}
