@@ -316,6 +316,11 @@ func TestParseRejects(t *testing.T) {
 	wantErr(t, err, ErrInvalidParameters)
 	_, err = randomScalar(bytes.NewReader(nil))
 	wantErr(t, err, ErrRandomness)
+	_, _, err = TrustedDealerKeygen(zeroReader{}, 2, 3)
+	wantErr(t, err, ErrRandomness)
+	solo, _ := dealerKeys(t, nil, 1, 1)
+	_, err = Commit(&failingReader{}, solo[0])
+	wantErr(t, err, ErrRandomness)
 }
 
 // fuzzDecoder is the shared body of the fuzz targets: decoding never panics,
@@ -452,3 +457,11 @@ func TestPublicKeyPackageConsistency(t *testing.T) {
 		decodeFails(t, codecByName("PublicKeyPackage"), fmt.Sprintf("%v group key replaced", tn), splice(enc, 2, gen), ErrKeyMismatch)
 	}
 }
+
+type zeroReader struct{}
+
+func (zeroReader) Read(b []byte) (int, error) { clear(b); return len(b), nil }
+
+type failingReader struct{}
+
+func (*failingReader) Read([]byte) (int, error) { return 0, errors.New("entropy gone") }

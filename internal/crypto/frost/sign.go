@@ -54,8 +54,8 @@ func (c *SigningCommitment) MarshalBinary() ([]byte, error) {
 }
 
 // UnmarshalBinary decodes the MarshalBinary form. Identity commitments are
-// rejected (RFC 9591 §5.2 requires it: an identity binding commitment would
-// cancel the binding factor).
+// rejected, as RFC 9591's DeserializeElement does: an identity binding
+// commitment would take the binding factor out of the signer's nonce.
 func (c *SigningCommitment) UnmarshalBinary(b []byte) error {
 	r := reader{b: b}
 	v := readCommitment(&r)

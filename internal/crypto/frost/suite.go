@@ -112,7 +112,9 @@ func randReader(r io.Reader) io.Reader {
 func randomScalar(r io.Reader) (group.Scalar, error) {
 	var buf [64]byte
 	defer clear(buf[:])
-	for {
+	// A zero result has probability 2^-252 per draw; seeing it repeatedly
+	// means the source is broken (e.g. all zeros), not unlucky.
+	for range 8 {
 		if _, err := io.ReadFull(randReader(r), buf[:]); err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrRandomness, err)
 		}
@@ -131,6 +133,7 @@ func randomScalar(r io.Reader) (group.Scalar, error) {
 			return out, nil
 		}
 	}
+	return nil, fmt.Errorf("%w: source returns only zero scalars", ErrRandomness)
 }
 
 func zeroScalar(s group.Scalar) {
