@@ -28,6 +28,9 @@ type Draft struct {
 	TypeID        string
 	SchemaVersion uint32
 	Payload       []byte
+	// Lamport, if set, must come from NextLamport: for payloads that embed the
+	// fact's own lamport (LWW timestamps). Zero takes the next one.
+	Lamport uint64
 }
 
 // TxOp writes to a package's own extension bucket in the same transaction as
@@ -91,11 +94,19 @@ func (j *Journal) SignLocal(signer Signer, d Draft) (*SignedFact, error) {
 	if err := f.checkContent(); err != nil {
 		return nil, err
 	}
+	f.Lamport = d.Lamport
+	if f.Lamport == 0 {
+		f.Lamport = j.lamports.next(d.Namespace)
+	}
 	if err := j.validate(&SignedFact{Fact: f}); err != nil {
 		return nil, err
 	}
-	f.Lamport = j.lamports.next(d.Namespace)
 	return SignFact(signer, f)
+}
+
+// NextLamport reserves the next lamport of a namespace for a Draft.
+func (j *Journal) NextLamport(ns core.Namespace) uint64 {
+	return j.lamports.next(ns)
 }
 
 // Append verifies a fact received from elsewhere and durably inserts it.
@@ -288,4 +299,12 @@ func (j *Journal) commitBatch(batch []*request) {
 		}
 		return
 	}
+}
+
+// ViewExt reads the extension bucket ext/<owner> in a read transaction; fn gets
+// nil when the bucket does not exist yet. Values are only valid inside fn.
+func (j *Journal) ViewExt(ctx context.Context, owner string, fn func(b *bolt.Bucket) error) error {
+	return j.db.View(func(tx *bolt.Tx) error {
+		return fn(tx.Bucket(bucketExt).Bucket([]byte(owner)))
+	})
 }

@@ -1,0 +1,134 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/aura-p2p/aura/internal/buildinfo"
+	"github.com/aura-p2p/aura/internal/node"
+)
+
+// Exit codes of aurad.
+const (
+	exitOK     = 0
+	exitFailed = 1
+	exitUsage  = 2
+)
+
+type usageError struct{ error }
+
+func execute(args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	root := newRootCmd(stdout, stderr, getenv)
+	root.SetArgs(args)
+	err := root.Execute()
+	if err == nil {
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "aurad: %v\n", err)
+	var u usageError
+	if errors.As(err, &u) {
+		return exitUsage
+	}
+	return exitFailed
+}
+
+func newRootCmd(stdout, stderr io.Writer, getenv func(string) string) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "aurad",
+		Short: "Aura daemon: a private peer-to-peer coordination journal",
+		Long: `aurad keeps this device's signed fact journal and serves the gRPC API that
+auractl drives. With no flags it runs in the foreground on embedded defaults:
+data in $AURA_DATADIR, else $XDG_DATA_HOME/aura, else ~/.local/share/aura, and
+the control socket <datadir>/aurad.sock.`,
+		Args:          cobra.NoArgs,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	flags := node.NewConfigFlags(root.Flags())
+	root.RunE = func(cmd *cobra.Command, _ []string) error {
+		cfg, file, err := flags.Load(getenv)
+		if err != nil {
+			return err
+		}
+		return runDaemon(cfg, file, stderr)
+	}
+	root.AddCommand(newConfigCmd(stdout, getenv), newVersionCmd(stdout))
+	return root
+}
+
+func newLogger(cfg node.Config, w io.Writer) (*zap.Logger, error) {
+	level, err := zapcore.ParseLevel(cfg.Log.Level)
+	if err != nil {
+		return nil, err
+	}
+	encCfg := zap.NewProductionEncoderConfig()
+	encCfg.EncodeTime = zapcore.ISO8601TimeEncoder
+	enc := zapcore.NewJSONEncoder(encCfg)
+	if cfg.Log.Format == "console" {
+		encCfg.EncodeLevel = zapcore.CapitalLevelEncoder
+		enc = zapcore.NewConsoleEncoder(encCfg)
+	}
+	core := zapcore.NewCore(enc, zapcore.Lock(zapcore.AddSync(w)), level)
+	return zap.New(core, zap.AddStacktrace(zapcore.DPanicLevel)), nil
+}
+
+// runDaemon runs until SIGINT/SIGTERM or a Shutdown call. The first signal
+// drains; a second exits at once; a drain that overruns its deadline by a
+// margin is cut short so a supervisor can restart the daemon.
+func runDaemon(cfg node.Config, file string, stderr io.Writer) error {
+	log, err := newLogger(cfg, stderr)
+	if err != nil {
+		return err
+	}
+	defer log.Sync()
+	if file != "" {
+		log.Info("config loaded", zap.String("file", file))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	go func() {
+		s, ok := <-sigs
+		if !ok {
+			return
+		}
+		log.Info("signal received; shutting down", zap.Stringer("signal", s))
+		cancel()
+		time.AfterFunc(time.Duration(cfg.ShutdownTimeout)+2*time.Second, func() {
+			log.Warn("shutdown overran its deadline; exiting")
+			os.Exit(exitFailed)
+		})
+		if s, ok := <-sigs; ok {
+			log.Warn("second signal; exiting now", zap.Stringer("signal", s))
+			os.Exit(exitFailed)
+		}
+	}()
+	return node.Run(ctx, cfg, node.Deps{Logger: log})
+}
+
+func newVersionCmd(stdout io.Writer) *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version of aurad",
+		Args:  cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			_, err := fmt.Fprintf(stdout, "aurad %s\n", buildinfo.Version())
+			return err
+		},
+	}
+}

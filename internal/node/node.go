@@ -1,0 +1,328 @@
+// Package node runs aurad: it loads the configuration, owns the lifecycle and is
+// the one place that wires the domain packages to each other and to the API.
+// Everything a component needs is passed to it here; nothing is global.
+package node
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coreos/go-systemd/v22/daemon"
+	p2pcrypto "github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+
+	"github.com/aura-p2p/aura/internal/buildinfo"
+	"github.com/aura-p2p/aura/internal/core"
+	"github.com/aura-p2p/aura/internal/crdt"
+	"github.com/aura-p2p/aura/internal/journal"
+	"github.com/aura-p2p/aura/internal/rpc"
+	"github.com/aura-p2p/aura/internal/rpc/crdtrpc"
+	"github.com/aura-p2p/aura/internal/rpc/journalrpc"
+	"github.com/aura-p2p/aura/internal/rpc/noderpc"
+)
+
+// Deps are what a node takes from its surroundings. Zero values mean the real
+// thing: the wall clock, crypto/rand, systemd's notify socket.
+type Deps struct {
+	Logger *zap.Logger
+	Clock  core.Clock
+	Rand   io.Reader
+	// Notify reports lifecycle states ("READY=1", "STOPPING=1") to a supervisor.
+	Notify func(state string)
+}
+
+// Node is a running daemon.
+type Node struct {
+	cfg   Config
+	log   *zap.Logger
+	clock core.Clock
+
+	lock    *dataDirLock
+	keys    *Keys
+	journal *journal.Journal
+	auth    core.AuthorityID
+
+	gate    *rpc.Gate
+	grpc    *grpc.Server
+	health  *health.Server
+	lis     []net.Listener
+	tcpAddr net.Addr
+	notify  func(string)
+
+	shutdownOnce sync.Once
+	shutdownReq  chan struct{}
+	serveErr     chan error
+	stopOnce     sync.Once
+}
+
+// Start brings a node up and returns once its control socket accepts calls.
+// On error everything it opened is closed again.
+func Start(ctx context.Context, cfg Config, d Deps) (_ *Node, err error) {
+	if d.Logger == nil {
+		d.Logger = zap.NewNop()
+	}
+	if d.Clock == nil {
+		d.Clock = core.SystemClock{}
+	}
+	if d.Rand == nil {
+		d.Rand = rand.Reader
+	}
+	if d.Notify == nil {
+		d.Notify = func(state string) { _, _ = daemon.SdNotify(false, state) }
+	}
+	n := &Node{
+		cfg: cfg, log: d.Logger, clock: d.Clock, notify: d.Notify,
+		gate: rpc.NewGate(), shutdownReq: make(chan struct{}), serveErr: make(chan error, 2),
+	}
+	defer func() {
+		if err != nil {
+			n.closeResources()
+		}
+	}()
+	startedAt := d.Clock.Now()
+
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	if n.lock, err = lockDataDir(cfg.DataDir, cfg.Socket); err != nil {
+		return nil, err
+	}
+	keys, created, err := loadOrCreateKeys(cfg.DataDir, d.Rand)
+	if err != nil {
+		return nil, err
+	}
+	n.keys = keys
+	if created {
+		n.log.Info("created device keys", zap.Stringer("device", keys.DeviceID()))
+	}
+
+	n.journal, err = journal.Open(ctx, journal.Options{
+		Path:          filepath.Join(cfg.DataDir, "journal.db"),
+		CreatedBy:     "aurad " + buildinfo.Version(),
+		Logger:        n.log.Named("journal"),
+		Clock:         d.Clock,
+		MaxBatchFacts: cfg.Journal.MaxBatchFacts,
+		Reducers:      []journal.Reducer{crdt.Reducer()},
+		Validators:    crdt.Validators(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	signer := journal.NewKeySigner(keys.Device)
+	auth, founded, err := ensureAuthority(ctx, n.journal, signer, keys, d.Rand)
+	if err != nil {
+		return nil, fmt.Errorf("authority: %w", err)
+	}
+	n.auth = auth
+	if founded {
+		n.log.Info("founded one-device authority", zap.Stringer("authority", auth))
+	}
+	defaultNS := core.AuthorityNamespace(auth)
+	objects := crdt.NewStore(n.journal, signer)
+
+	peerID, err := peerIDOf(keys)
+	if err != nil {
+		return nil, err
+	}
+	token, err := n.readToken()
+	if err != nil {
+		return nil, err
+	}
+	services := []interface{ Register(*grpc.Server) }{
+		noderpc.New(noderpc.Identity{
+			Device: keys.DeviceID(), PeerID: peerID.String(), Authority: auth, Version: buildinfo.Version(),
+			DataDir: cfg.DataDir, Socket: cfg.Socket, StartedAt: startedAt,
+		}, n, d.Clock),
+		journalrpc.New(n.journal, signer, defaultNS),
+		crdtrpc.New(objects, defaultNS),
+	}
+	perms, err := rpc.Merge(rpc.StandardPermissions(), noderpc.Permissions(), journalrpc.Permissions(), crdtrpc.Permissions())
+	if err != nil {
+		return nil, err
+	}
+	n.grpc = grpc.NewServer(rpc.ServerOptions(rpc.Options{
+		Logger: n.log.Named("rpc"), Gate: n.gate, Permissions: perms, Token: token,
+	})...)
+	for _, s := range services {
+		s.Register(n.grpc)
+	}
+	n.health = health.NewServer()
+	healthpb.RegisterHealthServer(n.grpc, n.health)
+	reflection.Register(n.grpc)
+	if err := rpc.CheckPermissions(n.grpc, perms); err != nil {
+		return nil, err
+	}
+
+	if err := n.listen(); err != nil {
+		return nil, err
+	}
+	for _, l := range n.lis {
+		go func() { n.serveErr <- n.grpc.Serve(l) }()
+	}
+	n.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	n.notify(daemon.SdNotifyReady)
+	n.log.Info("aurad ready",
+		zap.String("version", buildinfo.Version()),
+		zap.Stringer("device", keys.DeviceID()),
+		zap.Stringer("authority", auth),
+		zap.String("socket", cfg.Socket),
+		zap.String("data_dir", cfg.DataDir))
+	return n, nil
+}
+
+func peerIDOf(keys *Keys) (peer.ID, error) {
+	pub, err := p2pcrypto.UnmarshalEd25519PublicKey(keys.DeviceID().PublicKey())
+	if err != nil {
+		return "", err
+	}
+	return peer.IDFromPublicKey(pub)
+}
+
+func (n *Node) readToken() (string, error) {
+	if n.cfg.Control.TCPListen == "" {
+		return "", nil
+	}
+	b, err := os.ReadFile(n.cfg.Control.TokenFile)
+	if err != nil {
+		return "", fmt.Errorf("control token: %w: %w", err, core.ErrInvalidArgument)
+	}
+	tok := strings.TrimSpace(string(b))
+	if len(tok) < 16 {
+		return "", fmt.Errorf("control token in %s is shorter than 16 characters: %w", n.cfg.Control.TokenFile, core.ErrInvalidArgument)
+	}
+	return tok, nil
+}
+
+// listen opens the control socket (replacing a stale one) and, if configured,
+// the TLS listener.
+func (n *Node) listen() error {
+	sock := n.cfg.Socket
+	if _, err := os.Lstat(sock); err == nil {
+		if c, err := net.DialTimeout("unix", sock, 200*time.Millisecond); err == nil {
+			c.Close()
+			return fmt.Errorf("control socket %s is served by another process (--socket shared by two data dirs?): %w", sock, ErrAlreadyRunning)
+		}
+		n.log.Info("replacing stale control socket", zap.String("socket", sock))
+		if err := os.Remove(sock); err != nil {
+			return fmt.Errorf("remove stale socket: %w", err)
+		}
+	}
+	if err := os.MkdirAll(filepath.Dir(sock), 0o700); err != nil {
+		return err
+	}
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		return fmt.Errorf("control socket: %w", err)
+	}
+	n.lis = append(n.lis, l)
+	if err := os.Chmod(sock, os.FileMode(n.cfg.SocketMode)); err != nil {
+		return fmt.Errorf("control socket mode: %w", err)
+	}
+	if n.cfg.Control.TCPListen == "" {
+		return nil
+	}
+	cert, err := tls.LoadX509KeyPair(n.cfg.Control.TLSCertFile, n.cfg.Control.TLSKeyFile)
+	if err != nil {
+		return fmt.Errorf("control TLS: %w: %w", err, core.ErrInvalidArgument)
+	}
+	tl, err := net.Listen("tcp", n.cfg.Control.TCPListen)
+	if err != nil {
+		return fmt.Errorf("control TCP listener: %w", err)
+	}
+	n.tcpAddr = tl.Addr()
+	n.lis = append(n.lis, tls.NewListener(tl, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13}))
+	n.log.Info("remote control listening", zap.Stringer("addr", tl.Addr()))
+	return nil
+}
+
+// TCPAddr is the bound remote-control address, or nil.
+func (n *Node) TCPAddr() net.Addr { return n.tcpAddr }
+
+// Journal gives in-process embedders and tests the node's fact store.
+func (n *Node) Journal() *journal.Journal { return n.journal }
+
+// Stats implements noderpc.Daemon.
+func (n *Node) Stats(ctx context.Context) (journal.Stats, error) { return n.journal.Stats(ctx) }
+
+// RequestShutdown starts a graceful shutdown (the Shutdown RPC).
+func (n *Node) RequestShutdown() {
+	n.shutdownOnce.Do(func() { close(n.shutdownReq) })
+}
+
+// ShutdownRequested is closed when a client asked the node to stop.
+func (n *Node) ShutdownRequested() <-chan struct{} { return n.shutdownReq }
+
+// Stop drains and closes the node: in-flight calls get until the shutdown
+// timeout, then the journal flushes and bbolt closes last.
+func (n *Node) Stop() {
+	n.stopOnce.Do(func() {
+		n.notify(daemon.SdNotifyStopping)
+		n.log.Info("aurad stopping")
+		n.health.Shutdown()
+		n.gate.Drain()
+		done := make(chan struct{})
+		go func() {
+			n.grpc.GracefulStop()
+			close(done)
+		}()
+		select {
+		case <-done:
+		case <-time.After(time.Duration(n.cfg.ShutdownTimeout)):
+			n.log.Warn("graceful stop timed out; cutting off remaining calls")
+			n.grpc.Stop()
+			<-done
+		}
+		n.closeResources()
+		n.log.Info("aurad stopped")
+	})
+}
+
+// closeResources closes what Start opened, in reverse order.
+func (n *Node) closeResources() {
+	if n.grpc != nil {
+		n.grpc.Stop()
+	}
+	for _, l := range n.lis {
+		_ = l.Close()
+	}
+	if n.journal != nil {
+		if err := n.journal.Close(); err != nil {
+			n.log.Warn("closing journal", zap.Error(err))
+		}
+	}
+	n.lock.release()
+}
+
+// Run starts a node and serves until ctx ends or a client asks it to stop.
+func Run(ctx context.Context, cfg Config, d Deps) error {
+	n, err := Start(ctx, cfg, d)
+	if err != nil {
+		return err
+	}
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case <-n.shutdownReq:
+	case serveErr = <-n.serveErr:
+	}
+	n.Stop()
+	if serveErr != nil && !errors.Is(serveErr, grpc.ErrServerStopped) {
+		return fmt.Errorf("serving: %w", serveErr)
+	}
+	return nil
+}

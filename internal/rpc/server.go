@@ -1,0 +1,246 @@
+package rpc
+
+import (
+	"context"
+	"crypto/subtle"
+	"fmt"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+)
+
+// Gate lets calls through only while the daemon serves. Draining turns new
+// calls away with Unavailable and ends running streams, so a graceful stop does
+// not wait on watchers that would never end by themselves.
+type Gate struct {
+	mu       sync.Mutex
+	draining bool
+	drained  chan struct{}
+}
+
+// NewGate returns an open gate.
+func NewGate() *Gate { return &Gate{drained: make(chan struct{})} }
+
+// Drain closes the gate. Safe to call more than once.
+func (g *Gate) Drain() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.draining {
+		g.draining = true
+		close(g.drained)
+	}
+}
+
+func (g *Gate) open() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return !g.draining
+}
+
+// alwaysOpen methods answer even while draining, so supervisors can watch a
+// daemon go down.
+func alwaysOpen(method string) bool {
+	return strings.HasPrefix(method, "/grpc.health.v1.Health/")
+}
+
+// Options configure the interceptor chain.
+type Options struct {
+	Logger      *zap.Logger
+	Gate        *Gate
+	Permissions Permissions
+	// Token, if non-empty, is the bearer token TCP callers must present. Unix
+	// socket callers are trusted by the socket's file permissions.
+	Token string
+	// SlowCall is the duration above which a unary call is logged at warn.
+	SlowCall time.Duration
+}
+
+// ServerOptions returns the interceptor chain as grpc.ServerOptions.
+func ServerOptions(o Options) []grpc.ServerOption {
+	if o.SlowCall == 0 {
+		o.SlowCall = time.Second
+	}
+	c := &chain{o: o}
+	return []grpc.ServerOption{
+		grpc.ChainUnaryInterceptor(c.recoverUnary, c.logUnary, c.gateUnary, c.authUnary, c.mapUnary),
+		grpc.ChainStreamInterceptor(c.recoverStream, c.logStream, c.gateStream, c.authStream, c.mapStream),
+	}
+}
+
+type chain struct{ o Options }
+
+func (c *chain) panicked(method string, r any) error {
+	c.o.Logger.Error("panic in RPC handler", zap.String("method", method), zap.Any("panic", r), zap.ByteString("stack", debug.Stack()))
+	return status.Error(codes.Internal, "internal error")
+}
+
+func (c *chain) recoverUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (resp any, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = c.panicked(info.FullMethod, r)
+		}
+	}()
+	return h(ctx, req)
+}
+
+func (c *chain) recoverStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = c.panicked(info.FullMethod, r)
+		}
+	}()
+	return h(srv, ss)
+}
+
+func (c *chain) logCall(method string, start time.Time, err error) {
+	code := status.Code(err)
+	d := time.Since(start)
+	fields := []zap.Field{zap.String("method", method), zap.Stringer("code", code), zap.Duration("took", d)}
+	switch {
+	case code == codes.Internal || code == codes.Unknown:
+		// A bug: the error mapping found no sentinel, or a handler panicked.
+		c.o.Logger.Error("RPC failed", append(fields, zap.Error(err))...)
+	case d > c.o.SlowCall:
+		c.o.Logger.Warn("slow RPC", fields...)
+	default:
+		c.o.Logger.Debug("RPC", fields...)
+	}
+}
+
+func (c *chain) logUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	start := time.Now()
+	resp, err := h(ctx, req)
+	c.logCall(info.FullMethod, start, err)
+	return resp, err
+}
+
+func (c *chain) logStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+	start := time.Now()
+	err := h(srv, ss)
+	if status.Code(err) != codes.Canceled {
+		c.logCall(info.FullMethod, start, err)
+	}
+	return err
+}
+
+var errDraining = status.Error(codes.Unavailable, "aurad is shutting down")
+
+func (c *chain) gateUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	if !c.o.Gate.open() && !alwaysOpen(info.FullMethod) {
+		return nil, errDraining
+	}
+	return h(ctx, req)
+}
+
+func (c *chain) gateStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+	if !c.o.Gate.open() && !alwaysOpen(info.FullMethod) {
+		return errDraining
+	}
+	ctx, cancel := context.WithCancel(ss.Context())
+	defer cancel()
+	go func() {
+		select {
+		case <-c.o.Gate.drained:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	err := h(srv, &ctxStream{ServerStream: ss, ctx: ctx})
+	if ctx.Err() != nil && ss.Context().Err() == nil {
+		return errDraining
+	}
+	return err
+}
+
+type ctxStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (s *ctxStream) Context() context.Context { return s.ctx }
+
+// authorize checks the caller against the method's permission.
+func (c *chain) authorize(ctx context.Context, method string) error {
+	if _, ok := c.o.Permissions[method]; !ok {
+		return status.Errorf(codes.PermissionDenied, "method %s is not exposed", method)
+	}
+	p, ok := peer.FromContext(ctx)
+	if !ok {
+		return status.Error(codes.Unauthenticated, "no peer")
+	}
+	if p.Addr.Network() == "unix" {
+		// The socket's mode (0600 or 0660) already limited who could connect.
+		return nil
+	}
+	if c.o.Token == "" {
+		return status.Error(codes.Unauthenticated, "remote control is not configured")
+	}
+	md, _ := metadata.FromIncomingContext(ctx)
+	for _, v := range md.Get("authorization") {
+		tok, ok := strings.CutPrefix(v, "Bearer ")
+		if ok && subtle.ConstantTimeCompare([]byte(tok), []byte(c.o.Token)) == 1 {
+			return nil
+		}
+	}
+	return status.Error(codes.Unauthenticated, "missing or wrong bearer token")
+}
+
+func (c *chain) authUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	if err := c.authorize(ctx, info.FullMethod); err != nil {
+		return nil, err
+	}
+	return h(ctx, req)
+}
+
+func (c *chain) authStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+	if err := c.authorize(ss.Context(), info.FullMethod); err != nil {
+		return err
+	}
+	return h(srv, ss)
+}
+
+func (c *chain) mapErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	st, _ := ToStatus(err)
+	return st.Err()
+}
+
+func (c *chain) mapUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	resp, err := h(ctx, req)
+	return resp, c.mapErr(err)
+}
+
+func (c *chain) mapStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+	return c.mapErr(h(srv, ss))
+}
+
+// CheckPermissions fails if a registered method has no entry, or an entry
+// names no registered method.
+func CheckPermissions(s *grpc.Server, p Permissions) error {
+	seen := map[string]bool{}
+	for svc, info := range s.GetServiceInfo() {
+		for _, m := range info.Methods {
+			full := "/" + svc + "/" + m.Name
+			seen[full] = true
+			if _, ok := p[full]; !ok {
+				return fmt.Errorf("method %s has no permission entry", full)
+			}
+		}
+	}
+	for m := range p {
+		if !seen[m] {
+			return fmt.Errorf("permission entry for unregistered method %s", m)
+		}
+	}
+	return nil
+}
