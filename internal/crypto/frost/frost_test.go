@@ -79,6 +79,17 @@ func TestPropertyThresholdSigning(t *testing.T) {
 		} else {
 			keys, pub = dealerKeys(rt, rng, th, n)
 		}
+		if rapid.Bool().Draw(rt, "refresh") {
+			parts := make([]*DKGParticipant, len(keys))
+			for i, k := range keys {
+				parts[i] = must(NewRefresh(rng, k, pub))
+			}
+			newKeys, newPub := runSession(rt, parts)
+			if !newPub.PublicKey().Equal(pub.PublicKey()) {
+				rt.Fatal("refresh changed the group key")
+			}
+			keys, pub = newKeys, newPub
+		}
 		perm := rapid.Permutation(keys).Draw(rt, "order")
 		k := rapid.IntRange(th, n).Draw(rt, "signers")
 		signers := perm[:k]
