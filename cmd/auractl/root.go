@@ -248,11 +248,25 @@ func (a *app) rpcError(ctx context.Context, err error) error {
 			return &notRunningError{socket: a.sockPath}
 		}
 	case codes.DeadlineExceeded:
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		if ownDeadlinePassed(ctx) {
 			return status.Errorf(codes.DeadlineExceeded, "no answer from aurad at %s within %s", a.sockPath, a.timeout)
 		}
 	}
 	return err
+}
+
+// deadlineSlack covers aurad seeing our deadline, which gRPC sends along, a
+// moment before our own timer fires: its answer can arrive first.
+const deadlineSlack = 50 * time.Millisecond
+
+// ownDeadlinePassed tells a DeadlineExceeded caused by --timeout from one that
+// aurad raised for reasons of its own.
+func ownDeadlinePassed(ctx context.Context) bool {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return true
+	}
+	dl, ok := ctx.Deadline()
+	return ok && time.Until(dl) <= deadlineSlack
 }
 
 // unary makes one call to aurad under the command's deadline.
