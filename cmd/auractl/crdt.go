@@ -184,7 +184,7 @@ func (c *crdtCmds) newListCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			a := c.app
 			req.Namespace = c.namespace
-			resp, err := unary(cmd, a, func(ctx context.Context, cc grpc.ClientConnInterface) (*crdtv1.ListResponse, error) {
+			resp, err := unary(cmd.Context(), a, func(ctx context.Context, cc grpc.ClientConnInterface) (*crdtv1.ListResponse, error) {
 				return crdtv1.NewCrdtServiceClient(cc).List(ctx, &req)
 			})
 			if err != nil {
@@ -227,7 +227,7 @@ the value; with -o json each WatchResponse is one line of compact JSON.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			p := c.app.printer()
 			req := &crdtv1.WatchRequest{Namespace: c.namespace, Name: args[0]}
-			return stream(cmd, c.app, func(ctx context.Context, cc grpc.ClientConnInterface) (grpc.ServerStreamingClient[crdtv1.WatchResponse], error) {
+			return stream(cmd.Context(), c.app, func(ctx context.Context, cc grpc.ClientConnInterface) (grpc.ServerStreamingClient[crdtv1.WatchResponse], error) {
 				return crdtv1.NewCrdtServiceClient(cc).Watch(ctx, req)
 			}, func(m *crdtv1.WatchResponse) error {
 				return p.streamed(m, func(w io.Writer) error {
@@ -247,7 +247,7 @@ func (c *crdtCmds) update(cmd *cobra.Command, name string, req *crdtv1.UpdateReq
 	a := c.app
 	req.Namespace = c.namespace
 	req.Name = name
-	resp, err := unary(cmd, a, func(ctx context.Context, cc grpc.ClientConnInterface) (*crdtv1.UpdateResponse, error) {
+	resp, err := unary(cmd.Context(), a, func(ctx context.Context, cc grpc.ClientConnInterface) (*crdtv1.UpdateResponse, error) {
 		return crdtv1.NewCrdtServiceClient(cc).Update(ctx, req)
 	})
 	if err != nil {
@@ -259,7 +259,7 @@ func (c *crdtCmds) update(cmd *cobra.Command, name string, req *crdtv1.UpdateReq
 }
 
 func (c *crdtCmds) fetch(cmd *cobra.Command, name string, want crdtv1.ObjectKind) (*crdtv1.GetResponse, error) {
-	resp, err := unary(cmd, c.app, func(ctx context.Context, cc grpc.ClientConnInterface) (*crdtv1.GetResponse, error) {
+	resp, err := unary(cmd.Context(), c.app, func(ctx context.Context, cc grpc.ClientConnInterface) (*crdtv1.GetResponse, error) {
 		return crdtv1.NewCrdtServiceClient(cc).Get(ctx, &crdtv1.GetRequest{Namespace: c.namespace, Name: name})
 	})
 	if err != nil {

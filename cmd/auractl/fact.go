@@ -66,7 +66,7 @@ with -. Without --namespace the fact goes to this device's authority namespace.`
 				SchemaVersion: schema,
 				Payload:       body,
 			}
-			resp, err := unary(cmd, a, func(ctx context.Context, cc grpc.ClientConnInterface) (*journalv1.AppendFactResponse, error) {
+			resp, err := unary(cmd.Context(), a, func(ctx context.Context, cc grpc.ClientConnInterface) (*journalv1.AppendFactResponse, error) {
 				return journalv1.NewJournalServiceClient(cc).AppendFact(ctx, req)
 			})
 			if err != nil {
@@ -132,7 +132,7 @@ func newFactGetCmd(a *app) *cobra.Command {
 		Short: "Show one fact by its hex id",
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			resp, err := unary(cmd, a, func(ctx context.Context, cc grpc.ClientConnInterface) (*journalv1.GetFactResponse, error) {
+			resp, err := unary(cmd.Context(), a, func(ctx context.Context, cc grpc.ClientConnInterface) (*journalv1.GetFactResponse, error) {
 				return journalv1.NewJournalServiceClient(cc).GetFact(ctx, &journalv1.GetFactRequest{Id: args[0]})
 			})
 			if err != nil {
@@ -181,7 +181,7 @@ the token is the response's next_page_token.`,
 			if !utf8.ValidString(req.TypeId) || !utf8.ValidString(req.Namespace) {
 				return usagef("--type and --namespace must be valid UTF-8")
 			}
-			resp, err := unary(cmd, a, func(ctx context.Context, cc grpc.ClientConnInterface) (*journalv1.ListFactsResponse, error) {
+			resp, err := unary(cmd.Context(), a, func(ctx context.Context, cc grpc.ClientConnInterface) (*journalv1.ListFactsResponse, error) {
 				return journalv1.NewJournalServiceClient(cc).ListFacts(ctx, &req)
 			})
 			if err != nil {
@@ -249,7 +249,7 @@ With -o json each fact is one line of compact JSON.`,
 			// Rows arrive one at a time, so tabwriter cannot align them;
 			// fixed widths keep the common case tidy instead.
 			headerDone := false
-			return stream(cmd, a, func(ctx context.Context, cc grpc.ClientConnInterface) (grpc.ServerStreamingClient[journalv1.WatchFactsResponse], error) {
+			return stream(cmd.Context(), a, func(ctx context.Context, cc grpc.ClientConnInterface) (grpc.ServerStreamingClient[journalv1.WatchFactsResponse], error) {
 				return journalv1.NewJournalServiceClient(cc).WatchFacts(ctx, &req)
 			}, func(m *journalv1.WatchFactsResponse) error {
 				return p.streamed(m, func(w io.Writer) error {

@@ -219,22 +219,28 @@ func (a *app) commandContext(parent context.Context) (context.Context, context.C
 	return context.WithTimeout(parent, a.timeout)
 }
 
-// daemonListening reports whether anything accepts connections on the socket.
-func (a *app) daemonListening(ctx context.Context) bool {
+// probe connects to the socket once, without gRPC, to learn why a call could
+// not reach aurad; nil means something accepts connections there.
+func (a *app) probe(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "unix", a.sockPath)
 	if err != nil {
-		return false
+		return err
 	}
 	_ = c.Close()
-	return true
+	return nil
+}
+
+func (a *app) daemonListening(ctx context.Context) bool {
+	return a.probe(ctx) == nil
 }
 
 // rpcError turns the failures of a call into the errors users should see: a
-// refused connection becomes "aurad is not running", and our own deadline says
-// which deadline it was rather than "context deadline exceeded".
+// refused connection becomes "aurad is not running", a socket we may not open
+// says so, and our own deadline says which deadline it was rather than
+// "context deadline exceeded".
 func (a *app) rpcError(ctx context.Context, err error) error {
 	st, ok := grpcStatus(err)
 	if !ok {
@@ -244,7 +250,14 @@ func (a *app) rpcError(ctx context.Context, err error) error {
 	case codes.Unavailable:
 		// aurad also answers Unavailable while starting or stopping; only a
 		// socket that accepts nothing means it is not running.
-		if !a.daemonListening(context.WithoutCancel(ctx)) {
+		perr := a.probe(context.WithoutCancel(ctx))
+		switch {
+		case perr == nil:
+		case errors.Is(perr, fs.ErrPermission):
+			// The socket is mode 0600 and owned by aurad's user; "not
+			// running" would send the user looking in the wrong place.
+			return status.Errorf(codes.PermissionDenied, "cannot connect to aurad at %s: permission denied", a.sockPath)
+		default:
 			return &notRunningError{socket: a.sockPath}
 		}
 	case codes.DeadlineExceeded:
@@ -270,13 +283,13 @@ func ownDeadlinePassed(ctx context.Context) bool {
 }
 
 // unary makes one call to aurad under the command's deadline.
-func unary[R any](cmd *cobra.Command, a *app, call func(ctx context.Context, cc grpc.ClientConnInterface) (R, error)) (R, error) {
+func unary[R any](ctx context.Context, a *app, call func(ctx context.Context, cc grpc.ClientConnInterface) (R, error)) (R, error) {
 	var zero R
 	conn, err := a.dial()
 	if err != nil {
 		return zero, err
 	}
-	ctx, cancel := a.commandContext(cmd.Context())
+	ctx, cancel := a.commandContext(ctx)
 	defer cancel()
 	resp, err := call(ctx, conn)
 	if err != nil {
@@ -288,16 +301,18 @@ func unary[R any](cmd *cobra.Command, a *app, call func(ctx context.Context, cc 
 // stream opens a server stream and hands each message to each until the
 // server ends it or the user interrupts. Streams are not bound by --timeout:
 // watching is meant to last.
-func stream[R any](cmd *cobra.Command, a *app, open func(ctx context.Context, cc grpc.ClientConnInterface) (grpc.ServerStreamingClient[R], error), each func(*R) error) error {
+func stream[R any](ctx context.Context, a *app, open func(ctx context.Context, cc grpc.ClientConnInterface) (grpc.ServerStreamingClient[R], error), each func(*R) error) error {
 	conn, err := a.dial()
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithCancel(cmd.Context())
+	// Cancelling on return releases the stream when we stop reading early,
+	// say because stdout went away.
+	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	s, err := open(ctx, conn)
+	s, err := open(sctx, conn)
 	if err != nil {
-		return a.streamError(cmd.Context(), err)
+		return a.streamError(ctx, err)
 	}
 	for {
 		m, err := s.Recv()
@@ -305,7 +320,7 @@ func stream[R any](cmd *cobra.Command, a *app, open func(ctx context.Context, cc
 			return nil
 		}
 		if err != nil {
-			return a.streamError(cmd.Context(), err)
+			return a.streamError(ctx, err)
 		}
 		if err := each(m); err != nil {
 			return err

@@ -18,7 +18,7 @@ func newStatusCmd(a *app) *cobra.Command {
 		Short: "Show the daemon's identity, version, uptime and journal counts",
 		Args:  exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			resp, err := getStatus(cmd, a)
+			resp, err := getStatus(cmd.Context(), a)
 			if err != nil {
 				return err
 			}
@@ -29,8 +29,8 @@ func newStatusCmd(a *app) *cobra.Command {
 	}
 }
 
-func getStatus(cmd *cobra.Command, a *app) (*nodev1.GetStatusResponse, error) {
-	return unary(cmd, a, func(ctx context.Context, cc grpc.ClientConnInterface) (*nodev1.GetStatusResponse, error) {
+func getStatus(ctx context.Context, a *app) (*nodev1.GetStatusResponse, error) {
+	return unary(ctx, a, func(ctx context.Context, cc grpc.ClientConnInterface) (*nodev1.GetStatusResponse, error) {
 		return nodev1.NewNodeServiceClient(cc).GetStatus(ctx, &nodev1.GetStatusRequest{})
 	})
 }

@@ -29,8 +29,7 @@ func newStopCmd(a *app) *cobra.Command {
 			// bounds the whole command.
 			ctx, cancel := a.commandContext(cmd.Context())
 			defer cancel()
-			cmd.SetContext(ctx)
-			resp, err := unary(cmd, a, func(ctx context.Context, cc grpc.ClientConnInterface) (*nodev1.ShutdownResponse, error) {
+			resp, err := unary(ctx, a, func(ctx context.Context, cc grpc.ClientConnInterface) (*nodev1.ShutdownResponse, error) {
 				return nodev1.NewNodeServiceClient(cc).Shutdown(ctx, &nodev1.ShutdownRequest{})
 			})
 			if err != nil {

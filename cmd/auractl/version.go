@@ -28,7 +28,7 @@ and a note that aurad is not reachable goes to stderr.`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			v := versionInfo{Client: buildinfo.Version()}
-			if st, err := getStatus(cmd, a); err != nil {
+			if st, err := getStatus(cmd.Context(), a); err != nil {
 				// The client version is the point of this command; a missing
 				// daemon is worth a note, not a failure.
 				fmt.Fprintln(a.err, "daemon not reachable: "+errorMessage(err))
