@@ -245,7 +245,12 @@ func (n *Node) listen() error {
 		return fmt.Errorf("control TCP listener: %w", err)
 	}
 	n.tcpAddr = tl.Addr()
-	n.lis = append(n.lis, tls.NewListener(tl, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13}))
+	n.lis = append(n.lis, tls.NewListener(tl, &tls.Config{
+		Certificates: []tls.Certificate{cert},
+		MinVersion:   tls.VersionTLS13,
+		// gRPC clients insist on ALPN h2.
+		NextProtos: []string{"h2"},
+	}))
 	n.log.Info("remote control listening", zap.Stringer("addr", tl.Addr()))
 	return nil
 }
