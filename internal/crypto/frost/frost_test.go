@@ -106,6 +106,13 @@ func TestPropertyThresholdSigning(t *testing.T) {
 			rt.Fatalf("signature verifies on another message: %v", err)
 		}
 
+		if th > 1 {
+			_, err := signWith(rt, rng, perm[:th-1], pub, msg, nil)
+			if !errors.Is(err, ErrTooFewSigners) {
+				rt.Fatalf("t-1 signers: %v", err)
+			}
+		}
+
 		// Tamper with a subset of shares: every tampered signer is named,
 		// nobody else is.
 		bad := rapid.SliceOfNDistinct(rapid.IntRange(0, k-1), 1, k, rapid.ID[int]).Draw(rt, "tampered")
@@ -471,4 +478,29 @@ func TestDKGContextBindsProofs(t *testing.T) {
 		t.Fatalf("replayed package: %v", err)
 	}
 	must(a1.Round2([]*Round1Package{r}))
+}
+
+// Two goroutines racing to use the same nonces: exactly one gets a share.
+func TestNonceConcurrentUse(t *testing.T) {
+	rng := testRand(12)
+	keys, _ := dealerKeys(t, rng, 2, 2)
+	for range 20 {
+		n1 := must(Commit(rng, keys[0]))
+		n2 := must(Commit(rng, keys[1]))
+		pkg := must(NewSigningPackage([]*SigningCommitment{n1.Commitment(), n2.Commitment()}, []byte("race")))
+		errs := make(chan error, 2)
+		for range 2 {
+			go func() {
+				_, err := Sign(keys[0], n1, pkg)
+				errs <- err
+			}()
+		}
+		e1, e2 := <-errs, <-errs
+		if (e1 == nil) == (e2 == nil) {
+			t.Fatalf("want exactly one success: %v, %v", e1, e2)
+		}
+		if !errors.Is(e1, ErrNonceReused) && !errors.Is(e2, ErrNonceReused) {
+			t.Fatalf("loser did not get ErrNonceReused: %v, %v", e1, e2)
+		}
+	}
 }
