@@ -310,3 +310,37 @@ func TestTCPControlNeedsTLSAndToken(t *testing.T) {
 		t.Fatal("plaintext TCP accepted")
 	}
 }
+
+// rawCodec sends bytes as they are, to play a client whose encoder is broken.
+type rawCodec struct{}
+
+func (rawCodec) Marshal(v any) ([]byte, error)      { return v.([]byte), nil }
+func (rawCodec) Unmarshal(data []byte, v any) error { *(v.(*[]byte)) = data; return nil }
+func (rawCodec) Name() string                       { return "proto" }
+
+func TestUndecodableRequestsAreInvalidArgument(t *testing.T) {
+	cfg := testConfig(t)
+	startNode(t, cfg)
+	conn, err := grpc.NewClient("unix://"+cfg.Socket, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.ForceCodec(rawCodec{})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx := context.Background()
+	badName := []byte{0x12, 0x02, 0xff, 0xfe} // GetRequest.name = invalid UTF-8
+	var out []byte
+	err = conn.Invoke(ctx, crdtv1.CrdtService_Get_FullMethodName, badName, &out)
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "UTF-8") {
+		t.Fatalf("unary: %v", err)
+	}
+	stream, err := conn.NewStream(ctx, &grpc.StreamDesc{ServerStreams: true}, crdtv1.CrdtService_Watch_FullMethodName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream.SendMsg(badName)
+	stream.CloseSend()
+	if err := stream.RecvMsg(&out); status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("stream: %v", err)
+	}
+}

@@ -70,6 +70,7 @@ func ServerOptions(o Options) []grpc.ServerOption {
 	}
 	c := &chain{o: o}
 	return []grpc.ServerOption{
+		ServerCodec(),
 		grpc.ChainUnaryInterceptor(c.recoverUnary, c.logUnary, c.gateUnary, c.authUnary, c.mapUnary),
 		grpc.ChainStreamInterceptor(c.recoverStream, c.logStream, c.gateStream, c.authStream, c.mapStream),
 	}
@@ -216,12 +217,15 @@ func (c *chain) mapErr(err error) error {
 }
 
 func (c *chain) mapUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	if err := undecodable(req); err != nil {
+		return nil, err
+	}
 	resp, err := h(ctx, req)
 	return resp, c.mapErr(err)
 }
 
 func (c *chain) mapStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
-	return c.mapErr(h(srv, ss))
+	return c.mapErr(h(srv, decodingStream{ss}))
 }
 
 // CheckPermissions fails if a registered method has no entry, or an entry
