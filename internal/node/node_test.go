@@ -344,3 +344,32 @@ func TestUndecodableRequestsAreInvalidArgument(t *testing.T) {
 		t.Fatalf("stream: %v", err)
 	}
 }
+
+func TestNotifiesReadyOnlyWhenSocketAcceptsAndStoppingOnStop(t *testing.T) {
+	cfg := testConfig(t)
+	var mu sync.Mutex
+	var states []string
+	notify := func(s string) {
+		// READY must mean a client can connect right now.
+		if s == "READY=1" {
+			if c, err := net.Dial("unix", cfg.Socket); err != nil {
+				t.Errorf("READY sent before the socket accepts: %v", err)
+			} else {
+				c.Close()
+			}
+		}
+		mu.Lock()
+		states = append(states, s)
+		mu.Unlock()
+	}
+	n, err := Start(context.Background(), cfg, Deps{Logger: zaptest.NewLogger(t), Notify: notify})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Stop()
+	mu.Lock()
+	defer mu.Unlock()
+	if strings.Join(states, ",") != "READY=1,STOPPING=1" {
+		t.Fatalf("notified %v", states)
+	}
+}
