@@ -160,29 +160,53 @@ func (j *Journal) reduced(typeID string) bool {
 }
 
 func (j *Journal) submit(ctx context.Context, r *request) ([]Committed, error) {
+	p, err := j.enqueue(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	return p.Wait(ctx)
+}
+
+// Pending is a queued Txn whose outcome is not known yet.
+type Pending struct{ r *request }
+
+// CommitAsync queues t and returns at once. Txns queued one after another
+// commit in that order (in one batch or in successive ones), so a caller that
+// queues while holding a lock can order its writes without holding the lock
+// through the fsync.
+func (j *Journal) CommitAsync(ctx context.Context, t Txn) (*Pending, error) {
+	return j.enqueue(ctx, &request{facts: t.Facts, ops: t.Ops})
+}
+
+// Wait returns the outcome. If ctx ends first the Txn may still commit; the
+// caller learns nothing more from this Pending.
+func (p *Pending) Wait(ctx context.Context) ([]Committed, error) {
+	select {
+	case res := <-p.r.done:
+		// Keep the result for a later Wait.
+		p.r.done <- res
+		return res.committed, res.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (j *Journal) enqueue(ctx context.Context, r *request) (*Pending, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	r.done = make(chan result, 1)
 	j.closeMu.RLock()
+	defer j.closeMu.RUnlock()
 	if j.closed {
-		j.closeMu.RUnlock()
 		return nil, ErrClosed
 	}
 	// The writer drains the queue until Close takes closeMu, so this send
 	// cannot block forever.
 	select {
 	case j.queue <- r:
+		return &Pending{r: r}, nil
 	case <-ctx.Done():
-		j.closeMu.RUnlock()
-		return nil, ctx.Err()
-	}
-	j.closeMu.RUnlock()
-	select {
-	case res := <-r.done:
-		return res.committed, res.err
-	case <-ctx.Done():
-		// The request may still commit; the caller learns nothing more.
 		return nil, ctx.Err()
 	}
 }

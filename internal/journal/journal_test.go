@@ -498,3 +498,32 @@ func TestSchemaVersions(t *testing.T) {
 		}
 	})
 }
+
+func TestCommitAsyncKeepsQueueOrder(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	var pending []*Pending
+	var ids []core.FactID
+	for i := range 50 {
+		sf, err := f.j.SignLocal(f.signer, Draft{Namespace: f.ns, TypeID: "app.x/v1", Payload: []byte(fmt.Sprint(i))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := f.j.CommitAsync(ctx, Txn{Facts: []*SignedFact{sf}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pending, ids = append(pending, p), append(ids, sf.ID)
+	}
+	var last uint64
+	for i, p := range pending {
+		cs, err := p.Wait(ctx)
+		if err != nil || cs[0].ID != ids[i] || cs[0].Seq <= last {
+			t.Fatalf("txn %d: %v seq %d after %d", i, err, cs[0].Seq, last)
+		}
+		last = cs[0].Seq
+		if again, _ := p.Wait(ctx); again[0].Seq != last {
+			t.Fatal("second Wait differs")
+		}
+	}
+}
