@@ -1,0 +1,24 @@
+// Package transport is aurad's network edge: a libp2p host (TCP and QUIC,
+// Noise, yamux, resource and connection managers) whose identity is the device
+// key, and THE path by which bytes leave the device.
+//
+// Every outgoing message goes through Send, which runs the guard chain in a
+// fixed order and stops, with no side effect, at the first step that denies:
+//
+//  1. capability: the destination is a member of the context and the message
+//     type may be sent there (Authorizer);
+//  2. flow budget: the cost is charged to (context, peer), persisted (Charger);
+//  3. journal coupling: the charge and the message's facts commit in one
+//     group-committed transaction (Charger, through the journal);
+//  4. send: the envelope, carrying the signed receipt, is written to the peer.
+//
+// The libp2p host is never handed out, and the stream layer is reached only
+// through the unexported wire interface that Send alone calls; a test counts
+// frames at that layer against recorded charges.
+//
+// Incoming frames are decoded, checked against the authenticated sender and the
+// receipt they carry (Charger.Accept: signature, epoch window, chain, the
+// limit this device grants the sender) before any handler sees them. A frame
+// that fails is dropped and counted; a peer that keeps failing is
+// disconnected and refused for a growing back-off.
+package transport

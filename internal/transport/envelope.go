@@ -1,0 +1,204 @@
+package transport
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+
+	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/aura-p2p/aura/internal/core"
+)
+
+// Limits on what a peer can make us read.
+const (
+	MaxPayload  = 64 << 10
+	MaxTypeLen  = 64
+	maxReceipt  = 512
+	MaxFrame    = MaxPayload + maxReceipt + 512
+	envelopeVer = 1
+)
+
+// Envelope is one message on the wire. The receipt proves the sender paid
+// for it; the fields it repeats (context, src, dst, epoch, cost, seq) must
+// agree with the receipt.
+type Envelope struct {
+	Context core.ContextID
+	Src     core.DeviceID
+	Dst     core.DeviceID
+	Epoch   core.Epoch
+	// Seq is the message's number in its (context, src, dst, epoch) chain:
+	// the receipt's nonce.
+	Seq     uint64
+	Cost    uint64
+	Type    string
+	Receipt []byte
+	Payload []byte
+}
+
+// Field numbers; every field is written, in this order.
+const (
+	fVersion protowire.Number = iota + 1
+	fContext
+	fSrc
+	fDst
+	fEpoch
+	fSeq
+	fCost
+	fType
+	fReceipt
+	fPayload
+)
+
+// ErrBadFrame wraps every decoding failure of peer bytes.
+var ErrBadFrame = fmt.Errorf("bad frame: %w", core.ErrInvalidArgument)
+
+// Encode returns the canonical encoding.
+func (e *Envelope) Encode() []byte {
+	b := make([]byte, 0, 160+len(e.Type)+len(e.Receipt)+len(e.Payload))
+	b = protowire.AppendTag(b, fVersion, protowire.VarintType)
+	b = protowire.AppendVarint(b, envelopeVer)
+	b = appendBytes(b, fContext, e.Context[:])
+	b = appendBytes(b, fSrc, e.Src[:])
+	b = appendBytes(b, fDst, e.Dst[:])
+	b = protowire.AppendTag(b, fEpoch, protowire.VarintType)
+	b = protowire.AppendVarint(b, uint64(e.Epoch))
+	b = protowire.AppendTag(b, fSeq, protowire.VarintType)
+	b = protowire.AppendVarint(b, e.Seq)
+	b = protowire.AppendTag(b, fCost, protowire.VarintType)
+	b = protowire.AppendVarint(b, e.Cost)
+	b = appendBytes(b, fType, []byte(e.Type))
+	b = appendBytes(b, fReceipt, e.Receipt)
+	return appendBytes(b, fPayload, e.Payload)
+}
+
+func appendBytes(b []byte, n protowire.Number, v []byte) []byte {
+	b = protowire.AppendTag(b, n, protowire.BytesType)
+	return protowire.AppendBytes(b, v)
+}
+
+// DecodeEnvelope parses an envelope, accepting only the canonical encoding.
+// The result aliases b.
+func DecodeEnvelope(b []byte) (*Envelope, error) {
+	bad := func(format string, args ...any) (*Envelope, error) {
+		return nil, fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), ErrBadFrame)
+	}
+	var e Envelope
+	off := 0
+	for want := fVersion; want <= fPayload; want++ {
+		num, typ, n := protowire.ConsumeTag(b[off:])
+		if n < 0 || num != want {
+			return bad("field %d missing or out of order", want)
+		}
+		off += n
+		if want == fVersion || want == fEpoch || want == fSeq || want == fCost {
+			if typ != protowire.VarintType {
+				return bad("field %d: wrong wire type", num)
+			}
+			v, n := protowire.ConsumeVarint(b[off:])
+			if n < 0 || n != protowire.SizeVarint(v) {
+				return bad("field %d: bad varint", num)
+			}
+			off += n
+			switch want {
+			case fVersion:
+				if v != envelopeVer {
+					return bad("envelope version %d", v)
+				}
+			case fEpoch:
+				e.Epoch = core.Epoch(v)
+			case fSeq:
+				e.Seq = v
+			case fCost:
+				e.Cost = v
+			}
+			continue
+		}
+		if typ != protowire.BytesType {
+			return bad("field %d: wrong wire type", num)
+		}
+		v, n := protowire.ConsumeBytes(b[off:])
+		if n < 0 {
+			return bad("field %d: truncated", num)
+		}
+		if l, _ := protowire.ConsumeVarint(b[off:]); protowire.SizeVarint(l) != n-len(v) {
+			return bad("field %d: overlong length", num)
+		}
+		off += n
+		switch want {
+		case fContext, fSrc, fDst:
+			if len(v) != 32 {
+				return bad("field %d: %d bytes, want 32", num, len(v))
+			}
+			switch want {
+			case fContext:
+				copy(e.Context[:], v)
+			case fSrc:
+				copy(e.Src[:], v)
+			case fDst:
+				copy(e.Dst[:], v)
+			}
+		case fType:
+			if len(v) == 0 || len(v) > MaxTypeLen {
+				return bad("message type of %d bytes", len(v))
+			}
+			e.Type = string(v)
+		case fReceipt:
+			if len(v) > maxReceipt {
+				return bad("receipt of %d bytes", len(v))
+			}
+			e.Receipt = v
+		case fPayload:
+			if len(v) > MaxPayload {
+				return bad("payload of %d bytes", len(v))
+			}
+			e.Payload = v
+		}
+	}
+	if off != len(b) {
+		return bad("%d trailing bytes", len(b)-off)
+	}
+	return &e, nil
+}
+
+// writeFrame writes a length-prefixed frame.
+func writeFrame(w io.Writer, frame []byte) error {
+	if len(frame) > MaxFrame {
+		return fmt.Errorf("frame of %d bytes exceeds %d: %w", len(frame), MaxFrame, core.ErrInvalidArgument)
+	}
+	var hdr [binary.MaxVarintLen64]byte
+	n := binary.PutUvarint(hdr[:], uint64(len(frame)))
+	if _, err := w.Write(hdr[:n]); err != nil {
+		return err
+	}
+	_, err := w.Write(frame)
+	return err
+}
+
+// errFrameTooLarge: the peer announced more than MaxFrame; the stream cannot be
+// resynchronised and is closed.
+var errFrameTooLarge = fmt.Errorf("frame larger than %d bytes: %w", MaxFrame, ErrBadFrame)
+
+// readFrame reads one frame into buf (grown as needed) and returns it.
+func readFrame(r *bufio.Reader, buf []byte) ([]byte, error) {
+	l, err := binary.ReadUvarint(r)
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, io.EOF
+		}
+		return nil, fmt.Errorf("frame length: %w: %w", err, ErrBadFrame)
+	}
+	if l > MaxFrame {
+		return nil, errFrameTooLarge
+	}
+	if cap(buf) < int(l) {
+		buf = make([]byte, l)
+	}
+	buf = buf[:l]
+	if _, err := io.ReadFull(r, buf); err != nil {
+		return nil, fmt.Errorf("frame body: %w", err)
+	}
+	return buf, nil
+}

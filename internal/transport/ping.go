@@ -1,0 +1,112 @@
+package transport
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/protocol"
+
+	"github.com/aura-p2p/aura/internal/core"
+)
+
+// ProtocolPing measures round trips through the whole guard chain.
+const ProtocolPing protocol.ID = "/aura/ping/1"
+
+// Ping message types and their flow cost: one unit each way.
+const (
+	TypePing = "ping"
+	TypePong = "pong"
+	PingCost = 1
+)
+
+// pingLeakage: a ping reveals to an outside observer that two devices talk.
+var pingLeakage = Leakage{1, 0, 0}
+
+// Pinger answers pings and sends them.
+type Pinger struct {
+	t     *Transport
+	clock core.Clock
+
+	mu      sync.Mutex
+	next    uint64
+	waiting map[uint64]chan struct{}
+}
+
+// NewPinger registers the ping protocol on t; authz must allow its types.
+func NewPinger(t *Transport, authz *MemberAuthorizer) *Pinger {
+	p := &Pinger{t: t, clock: t.clock, waiting: map[uint64]chan struct{}{}}
+	authz.Allow(TypePing, ClassLink, ClassContact, ClassGroup)
+	authz.Allow(TypePong, ClassLink, ClassContact, ClassGroup)
+	t.Handle(ProtocolPing, p.handle)
+	return p
+}
+
+func (p *Pinger) handle(ctx context.Context, m Incoming) {
+	switch m.Type {
+	case TypePing:
+		if len(m.Payload) != 8 {
+			return
+		}
+		// The answer pays its own way through the guard chain.
+		err := p.t.Send(ctx, Message{Protocol: ProtocolPing, Context: m.Context, To: m.From, Type: TypePong, Cost: PingCost, Leakage: pingLeakage, Payload: m.Payload})
+		if err != nil {
+			p.t.log.Debug("pong not sent", zapErr(err))
+		}
+	case TypePong:
+		if len(m.Payload) != 8 {
+			return
+		}
+		p.mu.Lock()
+		ch := p.waiting[binary.BigEndian.Uint64(m.Payload)]
+		p.mu.Unlock()
+		if ch != nil {
+			select {
+			case ch <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+// PingResult is one round trip.
+type PingResult struct {
+	Seq     uint64
+	RTT     time.Duration
+	Context core.ContextID
+	// Charged is what this device paid: the ping's flow cost.
+	Charged uint64
+}
+
+// Ping sends one ping to d in context c (the link context when nil) and waits
+// for the pong.
+func (p *Pinger) Ping(ctx context.Context, d core.DeviceID, c *core.ContextID) (PingResult, error) {
+	cid := LinkContext(p.t.self, d)
+	if c != nil {
+		cid = *c
+	}
+	p.mu.Lock()
+	p.next++
+	seq := p.next
+	ch := make(chan struct{}, 1)
+	p.waiting[seq] = ch
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		delete(p.waiting, seq)
+		p.mu.Unlock()
+	}()
+	start := time.Now()
+	err := p.t.Send(ctx, Message{Protocol: ProtocolPing, Context: cid, To: d, Type: TypePing, Cost: PingCost, Leakage: pingLeakage, Payload: binary.BigEndian.AppendUint64(nil, seq)})
+	if err != nil {
+		return PingResult{}, err
+	}
+	select {
+	case <-ch:
+		return PingResult{Seq: seq, RTT: time.Since(start), Context: cid, Charged: PingCost}, nil
+	case <-ctx.Done():
+		return PingResult{}, fmt.Errorf("no pong from %s: %w", d, ctx.Err())
+	}
+}

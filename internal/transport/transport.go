@@ -1,0 +1,436 @@
+package transport
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	"go.uber.org/zap"
+
+	"github.com/aura-p2p/aura/internal/core"
+	"github.com/aura-p2p/aura/internal/journal"
+)
+
+// Class says what kind of context a message travels in; budgets and
+// leakage limits default per class.
+type Class uint8
+
+const (
+	// ClassLink is the pairwise context of two devices (LinkContext).
+	ClassLink Class = iota + 1
+	// ClassContact is a context of two parties.
+	ClassContact
+	// ClassGroup is a context of more than two parties.
+	ClassGroup
+)
+
+func (c Class) String() string {
+	switch c {
+	case ClassLink:
+		return "link"
+	case ClassContact:
+		return "contact"
+	case ClassGroup:
+		return "group"
+	}
+	return fmt.Sprintf("class(%d)", c)
+}
+
+// Leakage is a message's metadata-leakage cost per observer class:
+// external, neighbor, in-group.
+type Leakage [3]uint64
+
+// Authorizer is the capability step: may this device send a message of this
+// type to dst in this context? It returns the context's class.
+type Authorizer interface {
+	Authorize(ctx context.Context, c core.ContextID, dst core.DeviceID, msgType string) (Class, error)
+	// AuthorizeIncoming checks the same for a message received from src.
+	AuthorizeIncoming(ctx context.Context, c core.ContextID, src core.DeviceID, msgType string) (Class, error)
+}
+
+// Charge is what the guard chain asks the budget ledger to charge and commit.
+type Charge struct {
+	Context core.ContextID
+	Peer    core.DeviceID
+	Class   Class
+	Cost    uint64
+	Leakage Leakage
+	// Facts commit atomically with the charge (journal coupling).
+	Facts []*journal.SignedFact
+}
+
+// Receipt is a signed proof of payment, as the ledger encoded it.
+type Receipt struct {
+	Raw   []byte
+	Epoch core.Epoch
+	Nonce uint64
+}
+
+// Charger is the flow-budget and journal-coupling steps, and the receive-side
+// receipt check. Charge returns only once the charge and its facts are durable;
+// a denial leaves no trace.
+type Charger interface {
+	Charge(ctx context.Context, c Charge) (Receipt, error)
+	Accept(ctx context.Context, e *Envelope, c Class) error
+}
+
+// Message is what a protocol asks Send to deliver.
+type Message struct {
+	Protocol protocol.ID
+	Context  core.ContextID
+	To       core.DeviceID
+	Type     string
+	Cost     uint64
+	Leakage  Leakage
+	Facts    []*journal.SignedFact
+	Payload  []byte
+}
+
+// Incoming is a message that passed every check.
+type Incoming struct {
+	Protocol protocol.ID
+	Context  core.ContextID
+	From     core.DeviceID
+	Class    Class
+	Epoch    core.Epoch
+	Type     string
+	Payload  []byte
+}
+
+// Handler consumes incoming messages of one protocol, in the order the sender
+// sent them.
+type Handler func(ctx context.Context, m Incoming)
+
+// wire is the stream layer: the only thing that writes to the network.
+type wire interface {
+	send(ctx context.Context, to peer.ID, proto protocol.ID, frame []byte) error
+}
+
+// Sentinel errors of the guard chain and the receive path.
+var (
+	ErrUnknownProtocol = fmt.Errorf("protocol not registered: %w", core.ErrInvalidArgument)
+	ErrSelf            = fmt.Errorf("a device does not send to itself: %w", core.ErrInvalidArgument)
+	ErrBackoff         = fmt.Errorf("peer is backed off after repeated misbehaviour: %w", core.ErrUnavailable)
+)
+
+// Drop reasons, counted per reason.
+const (
+	DropBadFrame     = "bad_frame"
+	DropWrongSender  = "wrong_sender"
+	DropUnauthorized = "unauthorized"
+	DropReceipt      = "receipt"
+	DropNoHandler    = "no_handler"
+)
+
+// Transport owns the host and the guard chain.
+type Transport struct {
+	host    host.Host
+	self    core.DeviceID
+	log     *zap.Logger
+	clock   core.Clock
+	authz   Authorizer
+	charger Charger
+	wire    wire
+
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu       sync.RWMutex
+	handlers map[protocol.ID]Handler
+
+	closers    []func() error
+	drops      sync.Map // reason -> *atomic.Uint64
+	misbehave  *misbehaviour
+	sent, recv atomic.Uint64
+}
+
+// Options configure a Transport beyond its host.
+type Options struct {
+	Logger     *zap.Logger
+	Clock      core.Clock
+	Authorizer Authorizer
+	Charger    Charger
+	// MisbehaviourLimit is how many dropped frames from one peer within
+	// MisbehaviourWindow get it disconnected (defaults 64 and 10s).
+	MisbehaviourLimit  int
+	MisbehaviourWindow time.Duration
+}
+
+func (o Options) withDefaults() Options {
+	if o.Logger == nil {
+		o.Logger = zap.NewNop()
+	}
+	if o.Clock == nil {
+		o.Clock = core.SystemClock{}
+	}
+	if o.MisbehaviourLimit <= 0 {
+		o.MisbehaviourLimit = 64
+	}
+	if o.MisbehaviourWindow <= 0 {
+		o.MisbehaviourWindow = 10 * time.Second
+	}
+	return o
+}
+
+// newTransport wraps a started host; mis is shared with the host's gater.
+func newTransport(h host.Host, self core.DeviceID, o Options, mis *misbehaviour) *Transport {
+	ctx, cancel := context.WithCancel(context.Background())
+	t := &Transport{
+		host: h, self: self, log: o.Logger, clock: o.Clock,
+		authz: o.Authorizer, charger: o.Charger,
+		ctx: ctx, cancel: cancel,
+		handlers: map[protocol.ID]Handler{},
+	}
+	t.misbehave = mis
+	t.wire = newStreamWire(h)
+	return t
+}
+
+// Self is this device.
+func (t *Transport) Self() core.DeviceID { return t.self }
+
+// Handle registers the handler of a protocol; its stream handler starts
+// accepting at once.
+func (t *Transport) Handle(proto protocol.ID, h Handler) {
+	t.mu.Lock()
+	t.handlers[proto] = h
+	t.mu.Unlock()
+	t.host.SetStreamHandler(proto, t.serveStream)
+}
+
+// Send runs the guard chain and delivers m. It returns only after the frame
+// was written, or with the step that refused it.
+func (t *Transport) Send(ctx context.Context, m Message) error {
+	if m.To == t.self {
+		return ErrSelf
+	}
+	t.mu.RLock()
+	_, known := t.handlers[m.Protocol]
+	t.mu.RUnlock()
+	if !known {
+		return fmt.Errorf("%s: %w", m.Protocol, ErrUnknownProtocol)
+	}
+	if len(m.Payload) > MaxPayload {
+		return fmt.Errorf("payload of %d bytes, limit %d: %w", len(m.Payload), MaxPayload, core.ErrInvalidArgument)
+	}
+	if len(m.Type) == 0 || len(m.Type) > MaxTypeLen {
+		return fmt.Errorf("message type %q: %w", m.Type, core.ErrInvalidArgument)
+	}
+	pid, err := PeerID(m.To)
+	if err != nil {
+		return err
+	}
+	if t.misbehave.banned(pid) {
+		return fmt.Errorf("%s: %w", m.To, ErrBackoff)
+	}
+	// 1. capability
+	class, err := t.authz.Authorize(ctx, m.Context, m.To, m.Type)
+	if err != nil {
+		return fmt.Errorf("capability: %w", err)
+	}
+	// 2 + 3. flow budget, persisted together with the message's facts
+	r, err := t.charger.Charge(ctx, Charge{Context: m.Context, Peer: m.To, Class: class, Cost: m.Cost, Leakage: m.Leakage, Facts: m.Facts})
+	if err != nil {
+		return fmt.Errorf("flow budget: %w", err)
+	}
+	// 4. send
+	env := Envelope{
+		Context: m.Context, Src: t.self, Dst: m.To, Epoch: r.Epoch, Seq: r.Nonce,
+		Cost: m.Cost, Type: m.Type, Receipt: r.Raw, Payload: m.Payload,
+	}
+	if err := t.wire.send(ctx, pid, m.Protocol, env.Encode()); err != nil {
+		return fmt.Errorf("send to %s: %w: %w", m.To, err, core.ErrUnavailable)
+	}
+	t.sent.Add(1)
+	return nil
+}
+
+// serveStream reads one peer's frames of one protocol, in order.
+func (t *Transport) serveStream(s network.Stream) {
+	defer s.Close()
+	remote := s.Conn().RemotePeer()
+	if t.misbehave.banned(remote) {
+		s.Reset()
+		return
+	}
+	from, err := DeviceIDOf(remote)
+	if err != nil {
+		s.Reset()
+		return
+	}
+	proto := s.Protocol()
+	t.mu.RLock()
+	h := t.handlers[proto]
+	t.mu.RUnlock()
+	r := bufio.NewReaderSize(s, 64<<10)
+	var buf []byte
+	for {
+		frame, err := readFrame(r, buf)
+		if err != nil {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, network.ErrReset) && t.ctx.Err() == nil {
+				if errors.Is(err, ErrBadFrame) {
+					t.drop(remote, DropBadFrame, err)
+				}
+				s.Reset()
+			}
+			return
+		}
+		buf = frame[:0]
+		if !t.accept(remote, from, proto, frame, h) && t.misbehave.banned(remote) {
+			s.Reset()
+			return
+		}
+	}
+}
+
+// accept checks one frame and hands it to the handler.
+func (t *Transport) accept(remote peer.ID, from core.DeviceID, proto protocol.ID, frame []byte, h Handler) bool {
+	env, err := DecodeEnvelope(frame)
+	if err != nil {
+		t.drop(remote, DropBadFrame, err)
+		return false
+	}
+	if env.Src != from || env.Dst != t.self {
+		t.drop(remote, DropWrongSender, fmt.Errorf("envelope from %s to %s on a stream from %s", env.Src, env.Dst, from))
+		return false
+	}
+	ctx := t.ctx
+	class, err := t.authz.AuthorizeIncoming(ctx, env.Context, from, env.Type)
+	if err != nil {
+		t.drop(remote, DropUnauthorized, err)
+		return false
+	}
+	if err := t.charger.Accept(ctx, env, class); err != nil {
+		t.drop(remote, DropReceipt, err)
+		return false
+	}
+	if h == nil {
+		t.drop(remote, DropNoHandler, fmt.Errorf("no handler for %s", proto))
+		return false
+	}
+	t.recv.Add(1)
+	// The envelope aliases the read buffer, which the next frame reuses.
+	payload := append([]byte(nil), env.Payload...)
+	h(ctx, Incoming{Protocol: proto, Context: env.Context, From: from, Class: class, Epoch: env.Epoch, Type: env.Type, Payload: payload})
+	return true
+}
+
+// drop counts a refused frame and, past the limit, cuts the peer off.
+func (t *Transport) drop(p peer.ID, reason string, err error) {
+	c, _ := t.drops.LoadOrStore(reason, new(atomic.Uint64))
+	c.(*atomic.Uint64).Add(1)
+	// Debug, never error: a peer's misbehaviour is not a bug of ours.
+	t.log.Debug("dropped frame", zap.Stringer("peer", p), zap.String("reason", reason), zap.Error(err))
+	if t.misbehave.record(p) {
+		t.log.Info("disconnecting misbehaving peer", zap.Stringer("peer", p), zap.Duration("backoff", t.misbehave.backoffOf(p)))
+		_ = t.host.Network().ClosePeer(p)
+	}
+}
+
+// Stats are the transport's counters.
+type Stats struct {
+	Sent, Received uint64
+	Dropped        map[string]uint64
+}
+
+// Stats reads the counters.
+func (t *Transport) Stats() Stats {
+	s := Stats{Sent: t.sent.Load(), Received: t.recv.Load(), Dropped: map[string]uint64{}}
+	t.drops.Range(func(k, v any) bool {
+		s.Dropped[k.(string)] = v.(*atomic.Uint64).Load()
+		return true
+	})
+	return s
+}
+
+// misbehaviour tracks dropped frames per peer and backs off repeat offenders:
+// the first cut lasts a minute, each further one twice as long, up to an hour.
+type misbehaviour struct {
+	clock  core.Clock
+	limit  int
+	window time.Duration
+
+	mu    sync.Mutex
+	peers map[peer.ID]*offender
+}
+
+type offender struct {
+	windowStart time.Time
+	count       int
+	bannedUntil time.Time
+	backoff     time.Duration
+}
+
+func newMisbehaviour(clock core.Clock, limit int, window time.Duration) *misbehaviour {
+	return &misbehaviour{clock: clock, limit: limit, window: window, peers: map[peer.ID]*offender{}}
+}
+
+// record counts one failure; it reports whether the peer is now cut off.
+func (m *misbehaviour) record(p peer.ID) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.clock.Now()
+	o := m.peers[p]
+	if o == nil {
+		o = &offender{}
+		m.peers[p] = o
+	}
+	if now.Sub(o.windowStart) > m.window {
+		o.windowStart, o.count = now, 0
+	}
+	o.count++
+	if o.count < m.limit || now.Before(o.bannedUntil) {
+		return false
+	}
+	if o.backoff == 0 {
+		o.backoff = time.Minute
+	} else {
+		o.backoff = min(2*o.backoff, time.Hour)
+	}
+	o.bannedUntil = now.Add(o.backoff)
+	o.count = 0
+	return true
+}
+
+func (m *misbehaviour) banned(p peer.ID) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	o := m.peers[p]
+	return o != nil && m.clock.Now().Before(o.bannedUntil)
+}
+
+func (m *misbehaviour) backoffOf(p peer.ID) time.Duration {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if o := m.peers[p]; o != nil {
+		return o.backoff
+	}
+	return 0
+}
+
+// banList returns the peers currently refused, sorted, for status displays.
+func (m *misbehaviour) banList() []peer.ID {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.clock.Now()
+	var out []peer.ID
+	for p, o := range m.peers {
+		if now.Before(o.bannedUntil) {
+			out = append(out, p)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
+}
+
+func zapErr(err error) zap.Field { return zap.Error(err) }

@@ -1,0 +1,78 @@
+package transport
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+)
+
+// streamWire keeps one outbound stream per (peer, protocol), so messages to a
+// peer keep their order and do not pay a stream open each.
+type streamWire struct {
+	host host.Host
+
+	mu      sync.Mutex
+	streams map[streamKey]*outStream
+}
+
+type streamKey struct {
+	peer  peer.ID
+	proto protocol.ID
+}
+
+type outStream struct {
+	mu sync.Mutex
+	s  network.Stream
+	w  *bufio.Writer
+}
+
+func newStreamWire(h host.Host) *streamWire {
+	return &streamWire{host: h, streams: map[streamKey]*outStream{}}
+}
+
+func (w *streamWire) stream(k streamKey) *outStream {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	o := w.streams[k]
+	if o == nil {
+		o = &outStream{}
+		w.streams[k] = o
+	}
+	return o
+}
+
+// send writes one frame, opening (or, after a failure, reopening once) the
+// stream. The frame has already been paid for: a failure here loses the
+// payment, never creates a send without one.
+func (w *streamWire) send(ctx context.Context, to peer.ID, proto protocol.ID, frame []byte) error {
+	o := w.stream(streamKey{to, proto})
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for attempt := 0; ; attempt++ {
+		if o.s == nil {
+			s, err := w.host.NewStream(network.WithAllowLimitedConn(ctx, string(proto)), to, proto)
+			if err != nil {
+				return fmt.Errorf("open stream: %w", err)
+			}
+			o.s, o.w = s, bufio.NewWriterSize(s, 32<<10)
+		}
+		err := writeFrame(o.w, frame)
+		if err == nil {
+			err = o.w.Flush()
+		}
+		if err == nil {
+			return nil
+		}
+		o.s.Reset()
+		o.s, o.w = nil, nil
+		if attempt == 1 {
+			return err
+		}
+	}
+}
