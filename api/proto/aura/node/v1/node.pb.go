@@ -133,7 +133,10 @@ type GetStatusResponse struct {
 	Socket      string                 `protobuf:"bytes,7,opt,name=socket,proto3" json:"socket,omitempty"`
 	Journal     *JournalStats          `protobuf:"bytes,8,opt,name=journal,proto3" json:"journal,omitempty"`
 	// libp2p peer id derived from the device key.
-	PeerId        string `protobuf:"bytes,9,opt,name=peer_id,json=peerId,proto3" json:"peer_id,omitempty"`
+	PeerId string `protobuf:"bytes,9,opt,name=peer_id,json=peerId,proto3" json:"peer_id,omitempty"`
+	// Bound libp2p listen addresses, each ending in /p2p/<peer id>.
+	ListenAddrs   []string        `protobuf:"bytes,10,rep,name=listen_addrs,json=listenAddrs,proto3" json:"listen_addrs,omitempty"`
+	Transport     *TransportStats `protobuf:"bytes,11,opt,name=transport,proto3" json:"transport,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -231,6 +234,89 @@ func (x *GetStatusResponse) GetPeerId() string {
 	return ""
 }
 
+func (x *GetStatusResponse) GetListenAddrs() []string {
+	if x != nil {
+		return x.ListenAddrs
+	}
+	return nil
+}
+
+func (x *GetStatusResponse) GetTransport() *TransportStats {
+	if x != nil {
+		return x.Transport
+	}
+	return nil
+}
+
+type TransportStats struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Sent     uint64                 `protobuf:"varint,1,opt,name=sent,proto3" json:"sent,omitempty"`
+	Received uint64                 `protobuf:"varint,2,opt,name=received,proto3" json:"received,omitempty"`
+	// Frames dropped by the receive checks, by reason.
+	Dropped        map[string]uint64 `protobuf:"bytes,3,rep,name=dropped,proto3" json:"dropped,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	ConnectedPeers uint64            `protobuf:"varint,4,opt,name=connected_peers,json=connectedPeers,proto3" json:"connected_peers,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *TransportStats) Reset() {
+	*x = TransportStats{}
+	mi := &file_aura_node_v1_node_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TransportStats) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TransportStats) ProtoMessage() {}
+
+func (x *TransportStats) ProtoReflect() protoreflect.Message {
+	mi := &file_aura_node_v1_node_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TransportStats.ProtoReflect.Descriptor instead.
+func (*TransportStats) Descriptor() ([]byte, []int) {
+	return file_aura_node_v1_node_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *TransportStats) GetSent() uint64 {
+	if x != nil {
+		return x.Sent
+	}
+	return 0
+}
+
+func (x *TransportStats) GetReceived() uint64 {
+	if x != nil {
+		return x.Received
+	}
+	return 0
+}
+
+func (x *TransportStats) GetDropped() map[string]uint64 {
+	if x != nil {
+		return x.Dropped
+	}
+	return nil
+}
+
+func (x *TransportStats) GetConnectedPeers() uint64 {
+	if x != nil {
+		return x.ConnectedPeers
+	}
+	return 0
+}
+
 type ShutdownRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -239,7 +325,7 @@ type ShutdownRequest struct {
 
 func (x *ShutdownRequest) Reset() {
 	*x = ShutdownRequest{}
-	mi := &file_aura_node_v1_node_proto_msgTypes[3]
+	mi := &file_aura_node_v1_node_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -251,7 +337,7 @@ func (x *ShutdownRequest) String() string {
 func (*ShutdownRequest) ProtoMessage() {}
 
 func (x *ShutdownRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_aura_node_v1_node_proto_msgTypes[3]
+	mi := &file_aura_node_v1_node_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -264,7 +350,7 @@ func (x *ShutdownRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShutdownRequest.ProtoReflect.Descriptor instead.
 func (*ShutdownRequest) Descriptor() ([]byte, []int) {
-	return file_aura_node_v1_node_proto_rawDescGZIP(), []int{3}
+	return file_aura_node_v1_node_proto_rawDescGZIP(), []int{4}
 }
 
 type ShutdownResponse struct {
@@ -275,7 +361,7 @@ type ShutdownResponse struct {
 
 func (x *ShutdownResponse) Reset() {
 	*x = ShutdownResponse{}
-	mi := &file_aura_node_v1_node_proto_msgTypes[4]
+	mi := &file_aura_node_v1_node_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -287,7 +373,7 @@ func (x *ShutdownResponse) String() string {
 func (*ShutdownResponse) ProtoMessage() {}
 
 func (x *ShutdownResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_aura_node_v1_node_proto_msgTypes[4]
+	mi := &file_aura_node_v1_node_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -300,7 +386,7 @@ func (x *ShutdownResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShutdownResponse.ProtoReflect.Descriptor instead.
 func (*ShutdownResponse) Descriptor() ([]byte, []int) {
-	return file_aura_node_v1_node_proto_rawDescGZIP(), []int{4}
+	return file_aura_node_v1_node_proto_rawDescGZIP(), []int{5}
 }
 
 var File_aura_node_v1_node_proto protoreflect.FileDescriptor
@@ -313,7 +399,7 @@ const file_aura_node_v1_node_proto_rawDesc = "" +
 	"\n" +
 	"fact_count\x18\x01 \x01(\x04R\tfactCount\x12'\n" +
 	"\x0fnamespace_count\x18\x02 \x01(\x04R\x0enamespaceCount\x12\x19\n" +
-	"\blast_seq\x18\x03 \x01(\x04R\alastSeq\"\xdd\x02\n" +
+	"\blast_seq\x18\x03 \x01(\x04R\alastSeq\"\xbc\x03\n" +
 	"\x11GetStatusResponse\x12\x1b\n" +
 	"\tdevice_id\x18\x01 \x01(\tR\bdeviceId\x12!\n" +
 	"\fauthority_id\x18\x02 \x01(\tR\vauthorityId\x12\x18\n" +
@@ -324,7 +410,18 @@ const file_aura_node_v1_node_proto_rawDesc = "" +
 	"\bdata_dir\x18\x06 \x01(\tR\adataDir\x12\x16\n" +
 	"\x06socket\x18\a \x01(\tR\x06socket\x124\n" +
 	"\ajournal\x18\b \x01(\v2\x1a.aura.node.v1.JournalStatsR\ajournal\x12\x17\n" +
-	"\apeer_id\x18\t \x01(\tR\x06peerId\"\x11\n" +
+	"\apeer_id\x18\t \x01(\tR\x06peerId\x12!\n" +
+	"\flisten_addrs\x18\n" +
+	" \x03(\tR\vlistenAddrs\x12:\n" +
+	"\ttransport\x18\v \x01(\v2\x1c.aura.node.v1.TransportStatsR\ttransport\"\xea\x01\n" +
+	"\x0eTransportStats\x12\x12\n" +
+	"\x04sent\x18\x01 \x01(\x04R\x04sent\x12\x1a\n" +
+	"\breceived\x18\x02 \x01(\x04R\breceived\x12C\n" +
+	"\adropped\x18\x03 \x03(\v2).aura.node.v1.TransportStats.DroppedEntryR\adropped\x12'\n" +
+	"\x0fconnected_peers\x18\x04 \x01(\x04R\x0econnectedPeers\x1a:\n" +
+	"\fDroppedEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"\x11\n" +
 	"\x0fShutdownRequest\"\x12\n" +
 	"\x10ShutdownResponse2\xa6\x01\n" +
 	"\vNodeService\x12L\n" +
@@ -343,29 +440,33 @@ func file_aura_node_v1_node_proto_rawDescGZIP() []byte {
 	return file_aura_node_v1_node_proto_rawDescData
 }
 
-var file_aura_node_v1_node_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_aura_node_v1_node_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_aura_node_v1_node_proto_goTypes = []any{
 	(*GetStatusRequest)(nil),      // 0: aura.node.v1.GetStatusRequest
 	(*JournalStats)(nil),          // 1: aura.node.v1.JournalStats
 	(*GetStatusResponse)(nil),     // 2: aura.node.v1.GetStatusResponse
-	(*ShutdownRequest)(nil),       // 3: aura.node.v1.ShutdownRequest
-	(*ShutdownResponse)(nil),      // 4: aura.node.v1.ShutdownResponse
-	(*timestamppb.Timestamp)(nil), // 5: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 6: google.protobuf.Duration
+	(*TransportStats)(nil),        // 3: aura.node.v1.TransportStats
+	(*ShutdownRequest)(nil),       // 4: aura.node.v1.ShutdownRequest
+	(*ShutdownResponse)(nil),      // 5: aura.node.v1.ShutdownResponse
+	nil,                           // 6: aura.node.v1.TransportStats.DroppedEntry
+	(*timestamppb.Timestamp)(nil), // 7: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 8: google.protobuf.Duration
 }
 var file_aura_node_v1_node_proto_depIdxs = []int32{
-	5, // 0: aura.node.v1.GetStatusResponse.started_at:type_name -> google.protobuf.Timestamp
-	6, // 1: aura.node.v1.GetStatusResponse.uptime:type_name -> google.protobuf.Duration
+	7, // 0: aura.node.v1.GetStatusResponse.started_at:type_name -> google.protobuf.Timestamp
+	8, // 1: aura.node.v1.GetStatusResponse.uptime:type_name -> google.protobuf.Duration
 	1, // 2: aura.node.v1.GetStatusResponse.journal:type_name -> aura.node.v1.JournalStats
-	0, // 3: aura.node.v1.NodeService.GetStatus:input_type -> aura.node.v1.GetStatusRequest
-	3, // 4: aura.node.v1.NodeService.Shutdown:input_type -> aura.node.v1.ShutdownRequest
-	2, // 5: aura.node.v1.NodeService.GetStatus:output_type -> aura.node.v1.GetStatusResponse
-	4, // 6: aura.node.v1.NodeService.Shutdown:output_type -> aura.node.v1.ShutdownResponse
-	5, // [5:7] is the sub-list for method output_type
-	3, // [3:5] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	3, // 3: aura.node.v1.GetStatusResponse.transport:type_name -> aura.node.v1.TransportStats
+	6, // 4: aura.node.v1.TransportStats.dropped:type_name -> aura.node.v1.TransportStats.DroppedEntry
+	0, // 5: aura.node.v1.NodeService.GetStatus:input_type -> aura.node.v1.GetStatusRequest
+	4, // 6: aura.node.v1.NodeService.Shutdown:input_type -> aura.node.v1.ShutdownRequest
+	2, // 7: aura.node.v1.NodeService.GetStatus:output_type -> aura.node.v1.GetStatusResponse
+	5, // 8: aura.node.v1.NodeService.Shutdown:output_type -> aura.node.v1.ShutdownResponse
+	7, // [7:9] is the sub-list for method output_type
+	5, // [5:7] is the sub-list for method input_type
+	5, // [5:5] is the sub-list for extension type_name
+	5, // [5:5] is the sub-list for extension extendee
+	0, // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_aura_node_v1_node_proto_init() }
@@ -379,7 +480,7 @@ func file_aura_node_v1_node_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_aura_node_v1_node_proto_rawDesc), len(file_aura_node_v1_node_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   5,
+			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

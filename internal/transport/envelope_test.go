@@ -1,0 +1,143 @@
+package transport
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/aura-p2p/aura/internal/core"
+)
+
+func sampleEnvelope() *Envelope {
+	return &Envelope{
+		Context: core.ContextID{1}, Src: core.DeviceID{2}, Dst: core.DeviceID{3},
+		Epoch: 7, Seq: 9, Cost: 1, Type: "ping", Receipt: []byte("receipt"), Payload: []byte("payload"),
+	}
+}
+
+func TestEnvelopeRoundTrip(t *testing.T) {
+	e := sampleEnvelope()
+	b := e.Encode()
+	got, err := DecodeEnvelope(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got.Encode(), b) || got.Type != "ping" || got.Seq != 9 || string(got.Payload) != "payload" {
+		t.Fatalf("round trip: %+v", got)
+	}
+}
+
+func TestDecodeEnvelopeRejects(t *testing.T) {
+	good := sampleEnvelope().Encode()
+	big := sampleEnvelope()
+	big.Payload = make([]byte, MaxPayload+1)
+	noType := sampleEnvelope()
+	noType.Type = ""
+	for name, b := range map[string][]byte{
+		"empty":         nil,
+		"truncated":     good[:len(good)-1],
+		"trailing":      append(bytes.Clone(good), 0),
+		"oversized":     big.Encode(),
+		"empty type":    noType.Encode(),
+		"wrong version": append([]byte{0x08, 0x02}, good[2:]...),
+	} {
+		if _, err := DecodeEnvelope(b); !errors.Is(err, ErrBadFrame) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+func TestFramesRefuseOversize(t *testing.T) {
+	var buf bytes.Buffer
+	if err := writeFrame(&buf, make([]byte, MaxFrame+1)); err == nil {
+		t.Fatal("oversized frame written")
+	}
+	// A peer announcing a huge frame is refused before anything is allocated.
+	buf.Reset()
+	buf.Write([]byte{0xff, 0xff, 0xff, 0xff, 0x0f})
+	if _, err := readFrame(bufio.NewReader(&buf), nil); !errors.Is(err, errFrameTooLarge) {
+		t.Fatalf("got %v", err)
+	}
+	buf.Reset()
+	writeFrame(&buf, []byte("abc"))
+	got, err := readFrame(bufio.NewReader(&buf), nil)
+	if err != nil || string(got) != "abc" {
+		t.Fatalf("%q %v", got, err)
+	}
+}
+
+func TestLinkContextIsSymmetric(t *testing.T) {
+	a, b := core.DeviceID{1}, core.DeviceID{2}
+	if LinkContext(a, b) != LinkContext(b, a) || LinkContext(a, b) == LinkContext(a, core.DeviceID{3}) {
+		t.Fatal("link context not symmetric or not distinct")
+	}
+}
+
+func TestMisbehaviourBacksOffAndGrows(t *testing.T) {
+	clock := core.NewManualClock(time.Unix(0, 0))
+	m := newMisbehaviour(clock, 3, time.Second)
+	p := peer.ID("x")
+	for range 2 {
+		if m.record(p) {
+			t.Fatal("cut off early")
+		}
+	}
+	if !m.record(p) || !m.banned(p) || m.backoffOf(p) != time.Minute {
+		t.Fatal("not cut off at the limit")
+	}
+	clock.Advance(61 * time.Second)
+	if m.banned(p) {
+		t.Fatal("still banned after the back-off")
+	}
+	for range 3 {
+		m.record(p)
+	}
+	if m.backoffOf(p) != 2*time.Minute {
+		t.Fatalf("back-off %s, want it doubled", m.backoffOf(p))
+	}
+	// Failures spread out beyond the window never add up.
+	q := peer.ID("y")
+	for range 10 {
+		if m.record(q) {
+			t.Fatal("slow failures cut the peer off")
+		}
+		clock.Advance(600 * time.Millisecond)
+	}
+}
+
+func FuzzDecodeEnvelope(f *testing.F) {
+	f.Add(sampleEnvelope().Encode())
+	f.Add([]byte{0x08, 0x01})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		e, err := DecodeEnvelope(b)
+		if err != nil {
+			return
+		}
+		if !bytes.Equal(e.Encode(), b) {
+			t.Fatal("re-encoding differs")
+		}
+	})
+}
+
+func FuzzReadFrame(f *testing.F) {
+	var buf bytes.Buffer
+	writeFrame(&buf, sampleEnvelope().Encode())
+	f.Add(buf.Bytes())
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r := bufio.NewReader(bytes.NewReader(b))
+		for {
+			frame, err := readFrame(r, nil)
+			if err != nil {
+				return
+			}
+			if len(frame) > MaxFrame {
+				t.Fatal("frame beyond the limit")
+			}
+			_, _ = DecodeEnvelope(frame)
+		}
+	})
+}
