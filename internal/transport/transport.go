@@ -341,11 +341,12 @@ func (t *Transport) drop(p peer.ID, reason string, err error) {
 type Stats struct {
 	Sent, Received uint64
 	Dropped        map[string]uint64
+	ConnectedPeers int
 }
 
 // Stats reads the counters.
 func (t *Transport) Stats() Stats {
-	s := Stats{Sent: t.sent.Load(), Received: t.recv.Load(), Dropped: map[string]uint64{}}
+	s := Stats{Sent: t.sent.Load(), Received: t.recv.Load(), Dropped: map[string]uint64{}, ConnectedPeers: len(t.host.Network().Peers())}
 	t.drops.Range(func(k, v any) bool {
 		s.Dropped[k.(string)] = v.(*atomic.Uint64).Load()
 		return true
