@@ -120,6 +120,8 @@ per line for streams. Errors are one line on stderr.
 		newFactCmd(a),
 		newCrdtCmd(a),
 		newPeerCmd(a),
+		newBudgetCmd(a),
+		newLeakageCmd(a),
 		newStopCmd(a),
 		newVersionCmd(a),
 	)
