@@ -1,0 +1,99 @@
+package choreo
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// go test ./internal/choreo -run Golden -update rewrites the .golden files.
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// render is what a golden file holds for one source: the canonical form of
+// each protocol and every role's local type, or the error.
+func render(src []byte) string {
+	f, ps, err := Load(src)
+	if err != nil {
+		return "error: " + err.Error() + "\n"
+	}
+	var b strings.Builder
+	b.WriteString(Format(f))
+	for _, p := range ps {
+		b.WriteString("\n== ")
+		b.WriteString(p.Protocol.Name)
+		b.WriteString(" ==\n")
+		for _, r := range p.Roles {
+			b.WriteString(r.Role)
+			b.WriteString(": ")
+			b.WriteString(LocalString(r.Type))
+			b.WriteByte('\n')
+		}
+		for _, r := range p.Roles {
+			b.WriteByte('\n')
+			b.WriteString(r.Role)
+			b.WriteString(":\n")
+			b.WriteString(FormatLocal(r.Type, 1))
+			b.WriteByte('\n')
+		}
+	}
+	return b.String()
+}
+
+func TestGolden(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("testdata", "*.choreo"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no testdata: %v", err)
+	}
+	for _, file := range files {
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			src, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := render(src)
+			golden := strings.TrimSuffix(file, ".choreo") + ".golden"
+			if *update {
+				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run with -update to create it)", err)
+			}
+			if got != string(want) {
+				t.Errorf("output differs from %s (run with -update to accept):\n--- got\n%s\n--- want\n%s", golden, got, want)
+			}
+			// Files named err_* must fail, all others must load.
+			if isErr := strings.HasPrefix(filepath.Base(file), "err_"); isErr != strings.HasPrefix(got, "error: ") {
+				t.Errorf("error expected: %v, output: %s", isErr, got)
+			}
+		})
+	}
+}
+
+// Printing a protocol and parsing it back gives the same protocol.
+func TestFormatRoundTrip(t *testing.T) {
+	files, _ := filepath.Glob(filepath.Join("testdata", "*.choreo"))
+	for _, file := range files {
+		src, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := Parse(src)
+		if err != nil {
+			continue
+		}
+		once := Format(f)
+		g, err := Parse([]byte(once))
+		if err != nil {
+			t.Fatalf("%s: formatted text does not parse: %v\n%s", file, err, once)
+		}
+		if twice := Format(g); twice != once {
+			t.Errorf("%s: format not stable:\n%s\n---\n%s", file, once, twice)
+		}
+	}
+}
