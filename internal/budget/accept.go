@@ -1,0 +1,190 @@
+package budget
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+
+	"github.com/aura-p2p/aura/internal/core"
+	"github.com/aura-p2p/aura/internal/journal"
+)
+
+// Accept is the receive-side check of a receipt that came with a message
+// from r.Src, in a context of class c. In order, cheapest first:
+//
+//   - structure (ErrMalformed) and destination: r.Dst is this device
+//     (ErrWrongDst);
+//   - epoch: within one epoch of the current one (ErrEpoch);
+//   - signature by r.Src (ErrBadSignature); only then is a higher epoch
+//     observed, so an unauthenticated receipt cannot move our epoch;
+//   - chain of (context, src, epoch): nonce is last+1 (ErrReplay if not
+//     above last, ErrGap if beyond last+1) and prev is the hash of the last
+//     accepted receipt, zero for the first (ErrChain);
+//   - limit: src's cumulative cost in (context, epoch) stays within the limit
+//     this device grants it (ErrOverLimit).
+//
+// A refused receipt changes nothing. An accepted one is persisted (chain head,
+// cumulative cost, audit ring) before Accept returns, group-committed, so a
+// restart cannot be fooled by a replay.
+//
+// Chains are strict: the sender must deliver the receipts of a (context,
+// peer) in nonce order and must not drop one whose charge committed (resend
+// it instead), or the receiver refuses the rest of that epoch's chain as gaps.
+func (l *Ledger) Accept(ctx context.Context, r *Receipt, c Class) error {
+	if r == nil {
+		return fmt.Errorf("no receipt: %w", ErrMalformed)
+	}
+	if !c.Valid() {
+		return fmt.Errorf("accept: class %d: %w", c, core.ErrInvalidArgument)
+	}
+	if err := r.check(); err != nil {
+		return err
+	}
+	if r.Dst != l.self {
+		return fmt.Errorf("receipt for %s: %w", r.Dst, ErrWrongDst)
+	}
+	if !l.epochs.InWindow(r.Epoch) {
+		return fmt.Errorf("receipt of epoch %d, current %d: %w", r.Epoch, l.epochs.Current(), ErrEpoch)
+	}
+	if err := r.Verify(); err != nil {
+		return err
+	}
+	l.epochs.Observe(r.Epoch)
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+
+	k := Key{Context: r.Context, Peer: r.Src}
+	rk := l.recvFor(k)
+	rk.mu.Lock()
+	if rk.stale {
+		if err := l.reloadRecv(ctx, k, rk); err != nil {
+			rk.mu.Unlock()
+			return err
+		}
+	}
+	prev := rk.chains[r.Epoch]
+	var err error
+	switch {
+	case r.Nonce <= prev.nonce:
+		err = fmt.Errorf("nonce %d, last %d: %w", r.Nonce, prev.nonce, ErrReplay)
+	case r.Nonce > prev.nonce+1:
+		err = fmt.Errorf("nonce %d, last %d: %w", r.Nonce, prev.nonce, ErrGap)
+	case r.Prev != prev.head:
+		err = fmt.Errorf("nonce %d names prev %s: %w", r.Nonce, r.Prev, ErrChain)
+	}
+	if err == nil {
+		limit := l.limit(k, c)
+		if limit == 0 || prev.received > limit || r.Cost > limit-prev.received {
+			err = fmt.Errorf("cost %d on %d received, limit %d: %w", r.Cost, prev.received, limit, ErrOverLimit)
+		}
+	}
+	if err != nil {
+		rk.mu.Unlock()
+		return fmt.Errorf("receipt %v epoch %d: %w", k, r.Epoch, err)
+	}
+	next := recvRecord{class: c, received: prev.received + r.Cost, nonce: r.Nonce, head: r.Hash()}
+	op := func(tx *journal.ExtTx) error {
+		bs, err := openBuckets(tx)
+		if err != nil {
+			return err
+		}
+		stored, found, err := bs.getRecv(k, r.Epoch)
+		if err != nil {
+			return err
+		}
+		if (prev.nonce == 0 && found) || (prev.nonce != 0 && (!found || stored != prev)) {
+			return fmt.Errorf("receipt %v: stored chain moved: %w", k, ErrStale)
+		}
+		if err := bs.recv.Put(recvKey(k, r.Epoch), next.encode()); err != nil {
+			return err
+		}
+		if r.Nonce == 1 {
+			if err := pruneRecv(bs, k, r.Epoch); err != nil {
+				return err
+			}
+		}
+		return bs.putReceipt(k, dirReceived, r)
+	}
+	p, err := l.j.CommitAsync(ctx, journal.Txn{Ops: []journal.TxOp{op}})
+	if err != nil {
+		rk.mu.Unlock()
+		return fmt.Errorf("accept %v: %w", k, err)
+	}
+	rk.chains[r.Epoch] = next
+	rk.class = c
+	cur := l.epochs.Current()
+	for e := range rk.chains {
+		if e+1 < cur {
+			delete(rk.chains, e) // out of the window for good
+		}
+	}
+	rk.queued++
+	ticket := rk.queued
+	rk.mu.Unlock()
+
+	if err := wait(ctx, p); err != nil {
+		l.recoverRecv(ctx, k, rk, ticket)
+		return fmt.Errorf("accept %v: %w", k, err)
+	}
+	return nil
+}
+
+// pruneRecv drops k's receive chains of epochs before e-1: they are out of
+// the window and their receipts can only be replays.
+func pruneRecv(bs *buckets, k Key, e core.Epoch) error {
+	prefix := keyBytes(k)
+	var old [][]byte
+	c := bs.recv.Cursor()
+	for key, _ := c.Seek(prefix); key != nil && bytes.HasPrefix(key, prefix); key, _ = c.Next() {
+		if core.Epoch(binary.BigEndian.Uint64(key[keyLen:]))+1 >= e {
+			break
+		}
+		old = append(old, bytes.Clone(key))
+	}
+	for _, key := range old {
+		if err := bs.recv.Delete(key); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (l *Ledger) recoverRecv(ctx context.Context, k Key, rk *recvState, ticket uint64) {
+	rk.mu.Lock()
+	defer rk.mu.Unlock()
+	if rk.synced >= ticket {
+		return
+	}
+	if err := l.reloadRecv(ctx, k, rk); err != nil {
+		l.log.Warn("budget: reload after a failed commit", zapKey(k), zapErr(err))
+	}
+}
+
+// reloadRecv reloads k's receive chains behind a barrier; rk's lock is held.
+func (l *Ledger) reloadRecv(ctx context.Context, k Key, rk *recvState) error {
+	rk.stale = true
+	chains := map[core.Epoch]recvRecord{}
+	err := l.barrier(ctx, func(bs *buckets) error {
+		prefix := keyBytes(k)
+		c := bs.recv.Cursor()
+		for key, v := c.Seek(prefix); key != nil && bytes.HasPrefix(key, prefix); key, v = c.Next() {
+			_, e, err := parseRecvKey(key)
+			if err != nil {
+				return err
+			}
+			rec, err := decodeRecvRecord(v)
+			if err != nil {
+				return err
+			}
+			chains[e] = rec
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("reload %v: %w", k, err)
+	}
+	rk.chains, rk.stale, rk.synced = chains, false, rk.queued
+	return nil
+}

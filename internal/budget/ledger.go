@@ -1,0 +1,353 @@
+package budget
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	"go.uber.org/zap"
+
+	"github.com/aura-p2p/aura/internal/core"
+	"github.com/aura-p2p/aura/internal/journal"
+)
+
+// Config configures a Ledger.
+type Config struct {
+	// Policy computes flow and leakage limits.
+	Policy Policy
+	// EpochDuration is the length of a budget epoch (default 5 minutes).
+	EpochDuration time.Duration
+	// AuditNamespace receives the epoch and leakage summary facts: the
+	// device's own authority namespace. The zero Namespace disables them.
+	AuditNamespace core.Namespace
+}
+
+// DefaultConfig is the default policy and epoch length, without audit facts
+// (the daemon sets its authority namespace).
+func DefaultConfig() Config {
+	return Config{Policy: DefaultPolicy(), EpochDuration: DefaultEpochDuration}
+}
+
+// Entry is one (context, peer) as the API shows it, as of the current epoch.
+type Entry struct {
+	Key   Key
+	Class Class
+	// State is the sending side: the effective limit, what this device has
+	// spent on the peer this epoch, and the epoch.
+	State State
+	// LastNonce is the nonce of the last receipt sent this epoch.
+	LastNonce uint64
+	// Received is what the peer has paid this device this epoch, against
+	// ReceivedLimit, the limit granted to it.
+	Received      uint64
+	ReceivedLimit uint64
+	// Epoch is the current epoch.
+	Epoch core.Epoch
+	// Override is the operator's limit for this key (SetLimit), if any.
+	Override    uint64
+	HasOverride bool
+}
+
+// LeakageEntry is one context's leakage in the current epoch.
+type LeakageEntry struct {
+	Context  core.ContextID
+	Class    Class
+	Epoch    core.Epoch
+	Consumed Leakage
+	Limits   Leakage
+}
+
+// Ledger holds this device's budgets: what it may send each peer and what
+// each peer may send it, persisted in the journal. Safe for concurrent use.
+//
+// Memory holds every key's state as it will be once everything queued
+// commits. A key's lock is held from the check through queueing its commit,
+// so commits of one key land in the order they were built; the lock is not
+// held through the fsync. Every TxOp checks that the stored state is the one
+// it was built on, so should an earlier commit fail, the later ones of the
+// same chain fail too rather than persisting a chain with a hole; the key is
+// then reloaded from the store behind a barrier (a read queued after them).
+type Ledger struct {
+	j      *journal.Journal
+	signer journal.Signer
+	self   core.DeviceID
+	log    *zap.Logger
+	epochs *Epochs
+	policy Policy
+	audit  core.Namespace
+
+	mu     sync.RWMutex
+	send   map[Key]*sendState
+	recv   map[Key]*recvState
+	leak   map[core.ContextID]*leakState
+	limits map[Key]uint64
+
+	// limitMu orders SetLimit commits.
+	limitMu sync.Mutex
+}
+
+// sendState is the sender side of one key.
+type sendState struct {
+	mu  sync.Mutex
+	rec sendRecord
+	// queued counts commits queued for the key; synced is queued as of the
+	// last reload. A failed commit with ticket t needs a reload if synced < t.
+	queued, synced uint64
+	// stale: memory may not match the store and must be reloaded before use.
+	stale bool
+}
+
+// recvState is the receiver side of one key: a chain per epoch in the window.
+type recvState struct {
+	mu             sync.Mutex
+	class          Class
+	chains         map[core.Epoch]recvRecord
+	queued, synced uint64
+	stale          bool
+}
+
+// leakState is one context's leakage. Its lock is taken after a key's.
+type leakState struct {
+	mu    sync.Mutex
+	rec   leakRecord
+	stale bool
+}
+
+// Open loads the ledger's state from the journal. The signer is this
+// device's key: it signs receipts and summary facts.
+func Open(ctx context.Context, j *journal.Journal, cfg Config, signer journal.Signer, clock core.Clock, log *zap.Logger) (*Ledger, error) {
+	if j == nil || signer == nil {
+		return nil, fmt.Errorf("budget ledger needs a journal and a signer: %w", core.ErrInvalidArgument)
+	}
+	if clock == nil {
+		clock = core.SystemClock{}
+	}
+	if log == nil {
+		log = zap.NewNop()
+	}
+	l := &Ledger{
+		j: j, signer: signer, self: signer.DeviceID(), log: log,
+		epochs: NewEpochs(clock, cfg.EpochDuration),
+		policy: cfg.Policy, audit: cfg.AuditNamespace,
+		send: map[Key]*sendState{}, recv: map[Key]*recvState{},
+		leak: map[core.ContextID]*leakState{}, limits: map[Key]uint64{},
+	}
+	if l.audit != (core.Namespace{}) {
+		if err := l.checkAudit(ctx); err != nil {
+			return nil, err
+		}
+	}
+	var version byte
+	err := j.ViewExt(ctx, extOwner, func(root *bolt.Bucket) error {
+		bs := viewBuckets(root)
+		if bs.meta != nil {
+			if v := bs.meta.Get(keyLayout); len(v) == 1 {
+				version = v[0]
+			}
+		}
+		if version > layoutVersion {
+			return fmt.Errorf("ext/%s layout version %d is newer than %d: %w", extOwner, version, layoutVersion, core.ErrFailedPrecondition)
+		}
+		return l.load(bs)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("budget: load: %w", err)
+	}
+	if version == 0 {
+		_, err := j.Commit(ctx, journal.Txn{Ops: []journal.TxOp{func(tx *journal.ExtTx) error {
+			bs, err := openBuckets(tx)
+			if err != nil {
+				return err
+			}
+			return bs.meta.Put(keyLayout, []byte{layoutVersion})
+		}}})
+		if err != nil {
+			return nil, fmt.Errorf("budget: initialise store: %w", err)
+		}
+	}
+	return l, nil
+}
+
+// checkAudit makes sure summary facts will be accepted: the namespace holds
+// this device, and the journal knows the summary types. Finding out at the
+// first epoch rotation would stop every send.
+func (l *Ledger) checkAudit(ctx context.Context) error {
+	members, err := l.j.Members(ctx, l.audit)
+	if err != nil {
+		return fmt.Errorf("budget: audit namespace %s: %w", l.audit, err)
+	}
+	if !slices.Contains(members, l.self) {
+		return fmt.Errorf("budget: this device is not a member of audit namespace %s: %w", l.audit, core.ErrFailedPrecondition)
+	}
+	probe := EpochSummary{Src: l.self, Dst: core.DeviceID{1}, Count: 1, LastNonce: 1, LastHash: core.Hash{1}}
+	// An explicit lamport reserves nothing; the fact is never committed.
+	if _, err := l.j.SignLocal(l.signer, journal.Draft{Namespace: l.audit, TypeID: TypeEpochSummary, Payload: probe.Encode(), Lamport: 1}); err != nil {
+		return fmt.Errorf("budget: the journal refuses summary facts (register budget.Validators): %w", err)
+	}
+	return nil
+}
+
+// load fills memory from the store and restores the epoch high-water mark.
+func (l *Ledger) load(bs *buckets) error {
+	var maxEpoch core.Epoch
+	if bs.send != nil {
+		err := bs.send.ForEach(func(k, v []byte) error {
+			key, err := parseKey(k)
+			if err != nil {
+				return err
+			}
+			rec, err := decodeSendRecord(v)
+			if err != nil {
+				return err
+			}
+			l.send[key] = &sendState{rec: rec}
+			maxEpoch = max(maxEpoch, rec.epoch)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	if bs.recv != nil {
+		err := bs.recv.ForEach(func(k, v []byte) error {
+			key, e, err := parseRecvKey(k)
+			if err != nil {
+				return err
+			}
+			rec, err := decodeRecvRecord(v)
+			if err != nil {
+				return err
+			}
+			rs := l.recv[key]
+			if rs == nil {
+				rs = &recvState{chains: map[core.Epoch]recvRecord{}}
+				l.recv[key] = rs
+			}
+			rs.chains[e] = rec
+			rs.class = rec.class // keys sort by epoch: the latest class wins
+			// Receipts of a future epoch were accepted only within the
+			// window, so they bound how far the view may be restored.
+			maxEpoch = max(maxEpoch, e)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	if bs.leak != nil {
+		err := bs.leak.ForEach(func(k, v []byte) error {
+			if len(k) != 32 {
+				return fmt.Errorf("leakage key of %d bytes: %w", len(k), ErrCorrupt)
+			}
+			rec, err := decodeLeakRecord(v)
+			if err != nil {
+				return err
+			}
+			l.leak[core.ContextID(k)] = &leakState{rec: rec}
+			maxEpoch = max(maxEpoch, rec.epoch)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	if bs.limits != nil {
+		err := bs.limits.ForEach(func(k, v []byte) error {
+			key, err := parseKey(k)
+			if err != nil {
+				return err
+			}
+			limit, err := decodeLimit(v)
+			if err != nil {
+				return err
+			}
+			l.limits[key] = limit
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	l.epochs.restore(maxEpoch)
+	return nil
+}
+
+// Epochs is the ledger's epoch view, shared with whoever stamps envelopes.
+func (l *Ledger) Epochs() *Epochs { return l.epochs }
+
+// Self is the device the ledger charges for.
+func (l *Ledger) Self() core.DeviceID { return l.self }
+
+// limit is the effective limit of k: the policy's, met with the operator's
+// override for k. It bounds both directions of the key.
+func (l *Ledger) limit(k Key, c Class) uint64 {
+	lim := l.policy.Limit(k, c)
+	l.mu.RLock()
+	if o, ok := l.limits[k]; ok {
+		lim = min(lim, o)
+	}
+	l.mu.RUnlock()
+	return lim
+}
+
+func (l *Ledger) sendFor(k Key) *sendState {
+	l.mu.RLock()
+	s := l.send[k]
+	l.mu.RUnlock()
+	if s != nil {
+		return s
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if s = l.send[k]; s == nil {
+		s = &sendState{}
+		l.send[k] = s
+	}
+	return s
+}
+
+func (l *Ledger) recvFor(k Key) *recvState {
+	l.mu.RLock()
+	s := l.recv[k]
+	l.mu.RUnlock()
+	if s != nil {
+		return s
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if s = l.recv[k]; s == nil {
+		s = &recvState{chains: map[core.Epoch]recvRecord{}}
+		l.recv[k] = s
+	}
+	return s
+}
+
+func (l *Ledger) leakFor(c core.ContextID) *leakState {
+	l.mu.RLock()
+	s := l.leak[c]
+	l.mu.RUnlock()
+	if s != nil {
+		return s
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if s = l.leak[c]; s == nil {
+		s = &leakState{}
+		l.leak[c] = s
+	}
+	return s
+}
+
+// wait learns a queued commit's outcome. It ignores the caller's
+// cancellation: the journal finishes every queued Txn (also on Close), and
+// the ledger must know whether a charge became durable.
+func wait(ctx context.Context, p *journal.Pending) error {
+	if p == nil {
+		return nil
+	}
+	_, err := p.Wait(context.WithoutCancel(ctx))
+	return err
+}

@@ -1,0 +1,329 @@
+package budget
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/aura-p2p/aura/internal/core"
+	"github.com/aura-p2p/aura/internal/journal"
+)
+
+// Storage: the journal's extension bucket ext/budget, written only through
+// TxOps so that every write commits atomically with the facts it accompanies.
+// The layout is drawn in doc.go; every name is declared here.
+const (
+	extOwner      = "budget"
+	layoutVersion = 1
+	// ReceiptRing is how many recent receipts per (context, peer, direction,
+	// epoch) are kept for audit; older ones are summarised by the epoch
+	// summary fact, whose last hash commits to the whole chain.
+	ReceiptRing = 64
+)
+
+var (
+	bucketMeta     = []byte("meta")
+	bucketSend     = []byte("send")
+	bucketRecv     = []byte("recv")
+	bucketLeak     = []byte("leak")
+	bucketLimits   = []byte("limits")
+	bucketReceipts = []byte("receipts")
+	keyLayout      = []byte("layout_version")
+)
+
+// Directions of a stored receipt.
+const (
+	dirSent     byte = 1
+	dirReceived byte = 2
+)
+
+const recordVersion = 1
+
+// sendRecord is the sender side of one (context, peer): the epoch's spend
+// and the head of its receipt chain. nonce 0 means no receipt this epoch.
+type sendRecord struct {
+	class Class
+	epoch core.Epoch
+	spent uint64
+	nonce uint64
+	head  core.Hash
+}
+
+const sendRecordLen = 1 + 1 + 8 + 8 + 8 + 32
+
+// encode: version(1) class(1) epoch(8) spent(8) nonce(8) head(32).
+func (s sendRecord) encode() []byte {
+	b := make([]byte, 0, sendRecordLen)
+	b = append(b, recordVersion, byte(s.class))
+	b = binary.BigEndian.AppendUint64(b, uint64(s.epoch))
+	b = binary.BigEndian.AppendUint64(b, s.spent)
+	b = binary.BigEndian.AppendUint64(b, s.nonce)
+	return append(b, s.head[:]...)
+}
+
+func decodeSendRecord(b []byte) (sendRecord, error) {
+	var s sendRecord
+	if len(b) != sendRecordLen || b[0] != recordVersion {
+		return s, fmt.Errorf("send record of %d bytes: %w", len(b), ErrCorrupt)
+	}
+	s.class = Class(b[1])
+	s.epoch = core.Epoch(binary.BigEndian.Uint64(b[2:]))
+	s.spent = binary.BigEndian.Uint64(b[10:])
+	s.nonce = binary.BigEndian.Uint64(b[18:])
+	copy(s.head[:], b[26:])
+	if err := checkChain(s.class, s.nonce, s.spent, s.head); err != nil {
+		return sendRecord{}, fmt.Errorf("send record: %w", err)
+	}
+	return s, nil
+}
+
+// checkChain: a chain with no receipt has no head and no spend; one with
+// receipts has a head.
+func checkChain(c Class, nonce, spent uint64, head core.Hash) error {
+	switch {
+	case !c.Valid():
+		return fmt.Errorf("class %d: %w", c, ErrCorrupt)
+	case nonce == 0 && (spent != 0 || !head.IsZero()):
+		return fmt.Errorf("spend without receipts: %w", ErrCorrupt)
+	case nonce != 0 && head.IsZero():
+		return fmt.Errorf("receipts without a head: %w", ErrCorrupt)
+	}
+	return nil
+}
+
+// recvRecord is the receiver side of one (context, src, epoch) chain.
+type recvRecord struct {
+	class    Class
+	received uint64
+	nonce    uint64
+	head     core.Hash
+}
+
+const recvRecordLen = 1 + 1 + 8 + 8 + 32
+
+// encode: version(1) class(1) received(8) nonce(8) head(32).
+func (r recvRecord) encode() []byte {
+	b := make([]byte, 0, recvRecordLen)
+	b = append(b, recordVersion, byte(r.class))
+	b = binary.BigEndian.AppendUint64(b, r.received)
+	b = binary.BigEndian.AppendUint64(b, r.nonce)
+	return append(b, r.head[:]...)
+}
+
+func decodeRecvRecord(b []byte) (recvRecord, error) {
+	var r recvRecord
+	if len(b) != recvRecordLen || b[0] != recordVersion {
+		return r, fmt.Errorf("receive record of %d bytes: %w", len(b), ErrCorrupt)
+	}
+	r.class = Class(b[1])
+	r.received = binary.BigEndian.Uint64(b[2:])
+	r.nonce = binary.BigEndian.Uint64(b[10:])
+	copy(r.head[:], b[18:])
+	if err := checkChain(r.class, r.nonce, r.received, r.head); err != nil {
+		return recvRecord{}, fmt.Errorf("receive record: %w", err)
+	}
+	return r, nil
+}
+
+// leakRecord is the leakage consumed in one context in its latest epoch.
+type leakRecord struct {
+	class    Class
+	epoch    core.Epoch
+	consumed Leakage
+}
+
+const leakRecordLen = 1 + 1 + 8 + 3*8
+
+// encode: version(1) class(1) epoch(8) external(8) neighbor(8) in_group(8).
+func (r leakRecord) encode() []byte {
+	b := make([]byte, 0, leakRecordLen)
+	b = append(b, recordVersion, byte(r.class))
+	b = binary.BigEndian.AppendUint64(b, uint64(r.epoch))
+	for _, v := range r.consumed {
+		b = binary.BigEndian.AppendUint64(b, v)
+	}
+	return b
+}
+
+func decodeLeakRecord(b []byte) (leakRecord, error) {
+	var r leakRecord
+	if len(b) != leakRecordLen || b[0] != recordVersion {
+		return r, fmt.Errorf("leakage record of %d bytes: %w", len(b), ErrCorrupt)
+	}
+	r.class = Class(b[1])
+	if !r.class.Valid() {
+		return leakRecord{}, fmt.Errorf("leakage record class %d: %w", b[1], ErrCorrupt)
+	}
+	r.epoch = core.Epoch(binary.BigEndian.Uint64(b[2:]))
+	for i := range r.consumed {
+		r.consumed[i] = binary.BigEndian.Uint64(b[10+8*i:])
+	}
+	return r, nil
+}
+
+// encodeLimit: version(1) limit(8).
+func encodeLimit(limit uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte{recordVersion}, limit)
+}
+
+func decodeLimit(b []byte) (uint64, error) {
+	if len(b) != 9 || b[0] != recordVersion {
+		return 0, fmt.Errorf("limit record of %d bytes: %w", len(b), ErrCorrupt)
+	}
+	return binary.BigEndian.Uint64(b[1:]), nil
+}
+
+// Keys. Fixed-width, so prefixes are unambiguous and cursors walk in order.
+
+const keyLen = 64
+
+func keyBytes(k Key) []byte {
+	b := make([]byte, 0, keyLen+17)
+	b = append(b, k.Context[:]...)
+	return append(b, k.Peer[:]...)
+}
+
+func parseKey(b []byte) (Key, error) {
+	var k Key
+	if len(b) != keyLen {
+		return k, fmt.Errorf("key of %d bytes: %w", len(b), ErrCorrupt)
+	}
+	copy(k.Context[:], b)
+	copy(k.Peer[:], b[32:])
+	return k, nil
+}
+
+// recvKey: context(32) src(32) epoch(8).
+func recvKey(k Key, e core.Epoch) []byte {
+	return binary.BigEndian.AppendUint64(keyBytes(k), uint64(e))
+}
+
+func parseRecvKey(b []byte) (Key, core.Epoch, error) {
+	if len(b) != keyLen+8 {
+		return Key{}, 0, fmt.Errorf("receive key of %d bytes: %w", len(b), ErrCorrupt)
+	}
+	k, _ := parseKey(b[:keyLen])
+	return k, core.Epoch(binary.BigEndian.Uint64(b[keyLen:])), nil
+}
+
+// receiptKey: context(32) peer(32) dir(1) epoch(8) nonce(8).
+func receiptKey(k Key, dir byte, e core.Epoch, nonce uint64) []byte {
+	b := append(keyBytes(k), dir)
+	b = binary.BigEndian.AppendUint64(b, uint64(e))
+	return binary.BigEndian.AppendUint64(b, nonce)
+}
+
+// buckets are the sub-buckets of ext/budget, created on first use.
+type buckets struct {
+	meta, send, recv, leak, limits, receipts *bolt.Bucket
+}
+
+func openBuckets(tx *journal.ExtTx) (*buckets, error) {
+	root, err := tx.Bucket(extOwner)
+	if err != nil {
+		return nil, err
+	}
+	var bs buckets
+	for _, x := range []struct {
+		name []byte
+		dst  **bolt.Bucket
+	}{{bucketMeta, &bs.meta}, {bucketSend, &bs.send}, {bucketRecv, &bs.recv}, {bucketLeak, &bs.leak}, {bucketLimits, &bs.limits}, {bucketReceipts, &bs.receipts}} {
+		b := root.Bucket(x.name)
+		if b == nil {
+			if b, err = root.CreateBucket(x.name); err != nil {
+				return nil, err
+			}
+		}
+		*x.dst = b
+	}
+	return &bs, nil
+}
+
+// viewBuckets returns the sub-buckets of an existing ext/budget for reading;
+// absent ones are nil.
+func viewBuckets(root *bolt.Bucket) *buckets {
+	if root == nil {
+		return &buckets{}
+	}
+	return &buckets{
+		meta: root.Bucket(bucketMeta), send: root.Bucket(bucketSend), recv: root.Bucket(bucketRecv),
+		leak: root.Bucket(bucketLeak), limits: root.Bucket(bucketLimits), receipts: root.Bucket(bucketReceipts),
+	}
+}
+
+func (bs *buckets) getSend(k Key) (sendRecord, bool, error) {
+	if bs.send == nil {
+		return sendRecord{}, false, nil
+	}
+	v := bs.send.Get(keyBytes(k))
+	if v == nil {
+		return sendRecord{}, false, nil
+	}
+	r, err := decodeSendRecord(v)
+	return r, true, err
+}
+
+func (bs *buckets) getRecv(k Key, e core.Epoch) (recvRecord, bool, error) {
+	if bs.recv == nil {
+		return recvRecord{}, false, nil
+	}
+	v := bs.recv.Get(recvKey(k, e))
+	if v == nil {
+		return recvRecord{}, false, nil
+	}
+	r, err := decodeRecvRecord(v)
+	return r, true, err
+}
+
+func (bs *buckets) getLeak(c core.ContextID) (leakRecord, bool, error) {
+	if bs.leak == nil {
+		return leakRecord{}, false, nil
+	}
+	v := bs.leak.Get(c[:])
+	if v == nil {
+		return leakRecord{}, false, nil
+	}
+	r, err := decodeLeakRecord(v)
+	return r, true, err
+}
+
+// putReceipt stores r in k's ring of direction dir and drops the receipt
+// ReceiptRing places before it. The first receipt of an epoch also drops
+// every older epoch but the most recent one, so a key keeps at most two
+// epochs' tails per direction.
+func (bs *buckets) putReceipt(k Key, dir byte, r *Receipt) error {
+	if err := bs.receipts.Put(receiptKey(k, dir, r.Epoch, r.Nonce), r.Encode()); err != nil {
+		return err
+	}
+	if r.Nonce > ReceiptRing {
+		if err := bs.receipts.Delete(receiptKey(k, dir, r.Epoch, r.Nonce-ReceiptRing)); err != nil {
+			return err
+		}
+	}
+	if r.Nonce != 1 {
+		return nil
+	}
+	prefix := append(keyBytes(k), dir)
+	var older [][]byte
+	var newest core.Epoch
+	c := bs.receipts.Cursor()
+	for key, _ := c.Seek(prefix); key != nil && bytes.HasPrefix(key, prefix); key, _ = c.Next() {
+		e := core.Epoch(binary.BigEndian.Uint64(key[keyLen+1:]))
+		if e >= r.Epoch {
+			break
+		}
+		newest = e // keys sort by epoch: the last one seen is the newest
+		older = append(older, bytes.Clone(key))
+	}
+	for _, key := range older {
+		if core.Epoch(binary.BigEndian.Uint64(key[keyLen+1:])) == newest {
+			continue
+		}
+		if err := bs.receipts.Delete(key); err != nil {
+			return err
+		}
+	}
+	return nil
+}
