@@ -49,7 +49,10 @@ func (p *parser) peek(i int) token {
 
 func (p *parser) take() token {
 	t := p.peek(0)
-	p.buf = p.buf[1:]
+	// The buffer holds at most two tokens; shifting in place keeps its
+	// array, where reslicing from the front would reallocate on every token.
+	n := copy(p.buf, p.buf[1:])
+	p.buf = p.buf[:n]
 	return t
 }
 
