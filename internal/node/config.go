@@ -10,9 +10,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/multiformats/go-multiaddr"
 	"github.com/pelletier/go-toml/v2"
 	"github.com/spf13/pflag"
 
+	"github.com/aura-p2p/aura/internal/budget"
 	"github.com/aura-p2p/aura/internal/core"
 )
 
@@ -33,6 +35,26 @@ type Config struct {
 	Log             LogConfig     `toml:"log"`
 	Control         ControlConfig `toml:"control"`
 	Journal         JournalConfig `toml:"journal"`
+	P2P             P2PConfig     `toml:"p2p"`
+	Budget          BudgetConfig  `toml:"budget"`
+}
+
+// P2PConfig configures the libp2p host.
+type P2PConfig struct {
+	Listen       []string `toml:"listen" comment:"libp2p listen multiaddrs. The default binds loopback on random ports, so a bare start exposes nothing."`
+	MDNS         bool     `toml:"mdns" comment:"Find peers on the local network with mDNS."`
+	Relay        bool     `toml:"relay" comment:"Reach and be reached through circuit relays."`
+	HolePunching bool     `toml:"hole_punching" comment:"Upgrade relayed connections to direct ones (needs relay)."`
+	ConnLow      int      `toml:"conn_low" comment:"Connection manager: trim down to this many connections..."`
+	ConnHigh     int      `toml:"conn_high" comment:"...once there are more than this many."`
+}
+
+// BudgetConfig configures flow budgets: what each peer may cost per epoch.
+type BudgetConfig struct {
+	Epoch        Duration `toml:"epoch" comment:"Budget epoch: spent budgets reset when it turns."`
+	LinkLimit    uint64   `toml:"link_limit" comment:"Flow units per epoch per peer in a pairwise link context (pings, handshakes)."`
+	ContactLimit uint64   `toml:"contact_limit" comment:"Flow units per epoch per peer in a two-party context."`
+	GroupLimit   uint64   `toml:"group_limit" comment:"Flow units per epoch per peer in a group context."`
 }
 
 // LogConfig configures the structured log on stderr.
@@ -64,6 +86,14 @@ func DefaultConfig() Config {
 		ShutdownTimeout: Duration(4 * time.Second),
 		Log:             LogConfig{Level: "info", Format: "console"},
 		Journal:         JournalConfig{MaxBatchFacts: 4096},
+		P2P: P2PConfig{
+			Listen:  []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"},
+			ConnLow: 32, ConnHigh: 96,
+		},
+		Budget: BudgetConfig{
+			Epoch:     Duration(5 * time.Minute),
+			LinkLimit: budget.DefaultLinkLimit, ContactLimit: budget.DefaultContactLimit, GroupLimit: budget.DefaultGroupLimit,
+		},
 	}
 }
 
@@ -121,6 +151,20 @@ func (c *Config) Validate() error {
 	}
 	if n := c.Journal.MaxBatchFacts; n < 1 || n > 65536 {
 		bad("journal.max_batch_facts = %d: want 1 to 65536", n)
+	}
+	for _, a := range c.P2P.Listen {
+		if _, err := multiaddr.NewMultiaddr(a); err != nil {
+			bad("p2p.listen: %q is not a multiaddr: %v", a, err)
+		}
+	}
+	if c.P2P.HolePunching && !c.P2P.Relay {
+		bad("p2p.hole_punching needs p2p.relay")
+	}
+	if c.P2P.ConnLow < 1 || c.P2P.ConnHigh < c.P2P.ConnLow {
+		bad("p2p.conn_low = %d, p2p.conn_high = %d: want 1 <= low <= high", c.P2P.ConnLow, c.P2P.ConnHigh)
+	}
+	if e := time.Duration(c.Budget.Epoch); e < time.Second || e > 24*time.Hour {
+		bad("budget.epoch = %s: want 1s to 24h", e)
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("config: %w: %w", errors.Join(errs...), core.ErrInvalidArgument)
@@ -181,6 +225,11 @@ func configFields() []configField {
 		{"control-tls-key", "PEM key for the TCP listener", func(c *Config) pflag.Value { return (*stringValue)(&c.Control.TLSKeyFile) }},
 		{"control-token-file", "bearer token file for the TCP listener", func(c *Config) pflag.Value { return (*stringValue)(&c.Control.TokenFile) }},
 		{"journal-max-batch", "most facts per group commit", func(c *Config) pflag.Value { return (*intValue)(&c.Journal.MaxBatchFacts) }},
+		{"p2p-listen", "libp2p listen multiaddrs, comma-separated", func(c *Config) pflag.Value { return (*listValue)(&c.P2P.Listen) }},
+		{"p2p-mdns", "find peers on the local network", func(c *Config) pflag.Value { return (*boolValue)(&c.P2P.MDNS) }},
+		{"p2p-relay", "use circuit relays", func(c *Config) pflag.Value { return (*boolValue)(&c.P2P.Relay) }},
+		{"p2p-hole-punching", "upgrade relayed connections to direct ones", func(c *Config) pflag.Value { return (*boolValue)(&c.P2P.HolePunching) }},
+		{"budget-epoch", "flow budget epoch", func(c *Config) pflag.Value { return textValue{&c.Budget.Epoch} }},
 	}
 }
 
@@ -327,3 +376,32 @@ func (t textValue) String() string {
 	return string(b)
 }
 func (t textValue) Type() string { return "value" }
+
+type boolValue bool
+
+func (b *boolValue) Set(v string) error {
+	x, err := strconv.ParseBool(v)
+	if err != nil {
+		return fmt.Errorf("want true or false")
+	}
+	*b = boolValue(x)
+	return nil
+}
+func (b *boolValue) String() string   { return strconv.FormatBool(bool(*b)) }
+func (b *boolValue) Type() string     { return "bool" }
+func (b *boolValue) IsBoolFlag() bool { return true }
+
+// listValue is a comma-separated list; setting it replaces the whole list.
+type listValue []string
+
+func (l *listValue) Set(v string) error {
+	*l = nil
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			*l = append(*l, s)
+		}
+	}
+	return nil
+}
+func (l *listValue) String() string { return strings.Join(*l, ",") }
+func (l *listValue) Type() string   { return "list" }

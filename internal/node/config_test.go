@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -125,7 +126,7 @@ func TestSampleConfigMatchesDefaults(t *testing.T) {
 		t.Fatal("deploy/aurad.toml.sample differs from `aurad config default`; regenerate it with `make sample-conf`")
 	}
 	var back Config
-	if err := decodeConfig(sample, &back); err != nil || back != DefaultConfig() {
+	if err := decodeConfig(sample, &back); err != nil || !reflect.DeepEqual(back, DefaultConfig()) {
 		t.Fatalf("sample decodes to %+v, %v", back, err)
 	}
 }

@@ -26,14 +26,18 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
 
+	"github.com/aura-p2p/aura/internal/budget"
 	"github.com/aura-p2p/aura/internal/buildinfo"
 	"github.com/aura-p2p/aura/internal/core"
 	"github.com/aura-p2p/aura/internal/crdt"
 	"github.com/aura-p2p/aura/internal/journal"
 	"github.com/aura-p2p/aura/internal/rpc"
+	"github.com/aura-p2p/aura/internal/rpc/budgetrpc"
 	"github.com/aura-p2p/aura/internal/rpc/crdtrpc"
 	"github.com/aura-p2p/aura/internal/rpc/journalrpc"
 	"github.com/aura-p2p/aura/internal/rpc/noderpc"
+	"github.com/aura-p2p/aura/internal/rpc/peerrpc"
+	"github.com/aura-p2p/aura/internal/transport"
 )
 
 // Deps are what a node takes from its surroundings. Zero values mean the real
@@ -52,10 +56,12 @@ type Node struct {
 	log   *zap.Logger
 	clock core.Clock
 
-	lock    *dataDirLock
-	keys    *Keys
-	journal *journal.Journal
-	auth    core.AuthorityID
+	lock      *dataDirLock
+	keys      *Keys
+	journal   *journal.Journal
+	auth      core.AuthorityID
+	ledger    *budget.Ledger
+	transport *transport.Transport
 
 	gate    *rpc.Gate
 	grpc    *grpc.Server
@@ -63,6 +69,10 @@ type Node struct {
 	lis     []net.Listener
 	tcpAddr net.Addr
 	notify  func(string)
+
+	// bg runs the node's periodic work; stopBG ends it before the journal closes.
+	bg     sync.WaitGroup
+	stopBG context.CancelFunc
 
 	shutdownOnce sync.Once
 	shutdownReq  chan struct{}
@@ -118,7 +128,7 @@ func Start(ctx context.Context, cfg Config, d Deps) (_ *Node, err error) {
 		Clock:         d.Clock,
 		MaxBatchFacts: cfg.Journal.MaxBatchFacts,
 		Reducers:      []journal.Reducer{crdt.Reducer()},
-		Validators:    crdt.Validators(),
+		Validators:    mergeValidators(crdt.Validators(), budget.Validators()),
 	})
 	if err != nil {
 		return nil, err
@@ -135,6 +145,33 @@ func Start(ctx context.Context, cfg Config, d Deps) (_ *Node, err error) {
 	defaultNS := core.AuthorityNamespace(auth)
 	objects := crdt.NewStore(n.journal, signer)
 
+	policy := budget.DefaultPolicy()
+	policy.Flow = budget.ClassLimits{Link: cfg.Budget.LinkLimit, Contact: cfg.Budget.ContactLimit, Group: cfg.Budget.GroupLimit}
+	n.ledger, err = budget.Open(ctx, n.journal, budget.Config{
+		Policy: policy, EpochDuration: time.Duration(cfg.Budget.Epoch), AuditNamespace: defaultNS,
+	}, signer, d.Clock, n.log.Named("budget"))
+	if err != nil {
+		return nil, fmt.Errorf("budget ledger: %w", err)
+	}
+	authz := transport.NewMemberAuthorizer(keys.DeviceID(), n.journal)
+	n.transport, err = transport.Start(ctx, keys.Device, transport.Config{
+		ListenAddrs: cfg.P2P.Listen, MDNS: cfg.P2P.MDNS, Relay: cfg.P2P.Relay, HolePunching: cfg.P2P.HolePunching,
+		ConnLow: cfg.P2P.ConnLow, ConnHigh: cfg.P2P.ConnHigh,
+	}, transport.Options{Logger: n.log.Named("transport"), Clock: d.Clock, Authorizer: authz, Charger: ledgerCharger{l: n.ledger}})
+	if err != nil {
+		return nil, err
+	}
+	pinger := transport.NewPinger(n.transport, authz)
+	bgCtx, stopBG := context.WithCancel(context.Background())
+	n.stopBG = stopBG
+	n.bg.Add(1)
+	go n.sweepBudgets(bgCtx, time.Duration(cfg.Budget.Epoch))
+	if known, err := n.transport.LoadPeers(ctx, n.journal); err != nil {
+		return nil, fmt.Errorf("known peers: %w", err)
+	} else if len(known) > 0 {
+		n.log.Info("known peers loaded", zap.Int("peers", len(known)))
+	}
+
 	peerID, err := peerIDOf(keys)
 	if err != nil {
 		return nil, err
@@ -150,8 +187,11 @@ func Start(ctx context.Context, cfg Config, d Deps) (_ *Node, err error) {
 		}, n, d.Clock),
 		journalrpc.New(n.journal, signer, defaultNS),
 		crdtrpc.New(objects, defaultNS),
+		peerrpc.New(n.transport, pinger, n.journal, d.Clock),
+		budgetrpc.New(n.ledger, keys.DeviceID()),
 	}
-	perms, err := rpc.Merge(rpc.StandardPermissions(), noderpc.Permissions(), journalrpc.Permissions(), crdtrpc.Permissions())
+	perms, err := rpc.Merge(rpc.StandardPermissions(), noderpc.Permissions(), journalrpc.Permissions(), crdtrpc.Permissions(),
+		peerrpc.Permissions(), budgetrpc.Permissions())
 	if err != nil {
 		return nil, err
 	}
@@ -175,12 +215,19 @@ func Start(ctx context.Context, cfg Config, d Deps) (_ *Node, err error) {
 		go func() { n.serveErr <- n.grpc.Serve(l) }()
 	}
 	n.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	if err := writeReady(cfg.DataDir, ReadyInfo{
+		PID: os.Getpid(), Socket: cfg.Socket, DeviceID: keys.DeviceID().String(), PeerID: peerID.String(),
+		ListenAddrs: n.transport.Addrs(),
+	}); err != nil {
+		return nil, fmt.Errorf("ready file: %w", err)
+	}
 	n.notify(daemon.SdNotifyReady)
 	n.log.Info("aurad ready",
 		zap.String("version", buildinfo.Version()),
 		zap.Stringer("device", keys.DeviceID()),
 		zap.Stringer("authority", auth),
 		zap.String("socket", cfg.Socket),
+		zap.Strings("p2p", n.transport.Addrs()),
 		zap.String("data_dir", cfg.DataDir))
 	return n, nil
 }
@@ -264,6 +311,21 @@ func (n *Node) Journal() *journal.Journal { return n.journal }
 // Stats implements noderpc.Daemon.
 func (n *Node) Stats(ctx context.Context) (journal.Stats, error) { return n.journal.Stats(ctx) }
 
+// Network implements noderpc.Daemon.
+func (n *Node) Network() noderpc.Network {
+	st := n.transport.Stats()
+	return noderpc.Network{
+		ListenAddrs: n.transport.Addrs(), Sent: st.Sent, Received: st.Received, Dropped: st.Dropped,
+		ConnectedPeers: st.ConnectedPeers,
+	}
+}
+
+// Transport gives in-process tests the node's network edge.
+func (n *Node) Transport() *transport.Transport { return n.transport }
+
+// P2PAddrs are the bound libp2p addresses, each ending in /p2p/<peer id>.
+func (n *Node) P2PAddrs() []string { return n.transport.Addrs() }
+
 // RequestShutdown starts a graceful shutdown (the Shutdown RPC).
 func (n *Node) RequestShutdown() {
 	n.shutdownOnce.Do(func() { close(n.shutdownReq) })
@@ -305,6 +367,16 @@ func (n *Node) closeResources() {
 	for _, l := range n.lis {
 		_ = l.Close()
 	}
+	removeReady(n.cfg.DataDir)
+	if n.stopBG != nil {
+		n.stopBG()
+		n.bg.Wait()
+	}
+	if n.transport != nil {
+		if err := n.transport.Shutdown(); err != nil {
+			n.log.Warn("closing libp2p host", zap.Error(err))
+		}
+	}
 	if n.journal != nil {
 		if err := n.journal.Close(); err != nil {
 			n.log.Warn("closing journal", zap.Error(err))
@@ -330,4 +402,32 @@ func Run(ctx context.Context, cfg Config, d Deps) error {
 		return fmt.Errorf("serving: %w", serveErr)
 	}
 	return nil
+}
+
+func mergeValidators(sets ...map[string]journal.Validator) map[string]journal.Validator {
+	out := map[string]journal.Validator{}
+	for _, s := range sets {
+		for t, v := range s {
+			out[t] = v
+		}
+	}
+	return out
+}
+
+// sweepBudgets closes quiet keys' epochs once an epoch, so their audit
+// summaries are written even when no further traffic rotates them.
+func (n *Node) sweepBudgets(ctx context.Context, epoch time.Duration) {
+	defer n.bg.Done()
+	t := time.NewTicker(epoch)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := n.ledger.Sweep(ctx); err != nil && ctx.Err() == nil {
+				n.log.Warn("budget sweep", zap.Error(err))
+			}
+		}
+	}
 }

@@ -26,9 +26,18 @@ type Identity struct {
 	StartedAt time.Time
 }
 
+// Network is the transport's part of the status.
+type Network struct {
+	ListenAddrs    []string
+	Sent, Received uint64
+	Dropped        map[string]uint64
+	ConnectedPeers int
+}
+
 // Daemon is what the service needs from the running node.
 type Daemon interface {
 	Stats(ctx context.Context) (journal.Stats, error)
+	Network() Network
 	// RequestShutdown starts a graceful shutdown and returns at once.
 	RequestShutdown()
 }
@@ -62,6 +71,7 @@ func (s *Service) GetStatus(ctx context.Context, _ *nodev1.GetStatusRequest) (*n
 	if err != nil {
 		return nil, err
 	}
+	net := s.d.Network()
 	return &nodev1.GetStatusResponse{
 		DeviceId:    s.id.Device.String(),
 		AuthorityId: s.id.Authority.String(),
@@ -72,6 +82,10 @@ func (s *Service) GetStatus(ctx context.Context, _ *nodev1.GetStatusRequest) (*n
 		DataDir:     s.id.DataDir,
 		Socket:      s.id.Socket,
 		Journal:     &nodev1.JournalStats{FactCount: st.Facts, NamespaceCount: st.Namespaces, LastSeq: st.LastSeq},
+		ListenAddrs: net.ListenAddrs,
+		Transport: &nodev1.TransportStats{
+			Sent: net.Sent, Received: net.Received, Dropped: net.Dropped, ConnectedPeers: uint64(net.ConnectedPeers),
+		},
 	}, nil
 }
 

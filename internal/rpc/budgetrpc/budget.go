@@ -1,0 +1,157 @@
+// Package budgetrpc adapts the budget ledger to aura.budget.v1.BudgetService.
+package budgetrpc
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"google.golang.org/grpc"
+
+	budgetv1 "github.com/aura-p2p/aura/api/proto/aura/budget/v1"
+	"github.com/aura-p2p/aura/internal/budget"
+	"github.com/aura-p2p/aura/internal/core"
+	"github.com/aura-p2p/aura/internal/rpc"
+	"github.com/aura-p2p/aura/internal/transport"
+)
+
+// Ledger is what the service reads and sets.
+type Ledger interface {
+	List(ctx context.Context) ([]budget.Entry, error)
+	Get(ctx context.Context, k budget.Key) (budget.Entry, error)
+	SetLimit(ctx context.Context, k budget.Key, limit uint64) error
+	Receipts(ctx context.Context, k budget.Key, limit int) ([]budget.Receipt, error)
+	Leakage(ctx context.Context, c core.ContextID) (budget.LeakageEntry, error)
+}
+
+// Service implements BudgetService.
+type Service struct {
+	budgetv1.UnsafeBudgetServiceServer
+	l    Ledger
+	self core.DeviceID
+}
+
+// New returns the service for this device's ledger.
+func New(l Ledger, self core.DeviceID) *Service { return &Service{l: l, self: self} }
+
+// Register adds the service to g.
+func (s *Service) Register(g *grpc.Server) { budgetv1.RegisterBudgetServiceServer(g, s) }
+
+// Permissions of the service's methods.
+func Permissions() rpc.Permissions {
+	return rpc.Permissions{
+		budgetv1.BudgetService_ListBudgets_FullMethodName:  rpc.Read,
+		budgetv1.BudgetService_GetBudget_FullMethodName:    rpc.Read,
+		budgetv1.BudgetService_SetLimit_FullMethodName:     rpc.Admin,
+		budgetv1.BudgetService_ListReceipts_FullMethodName: rpc.Read,
+		budgetv1.BudgetService_GetLeakage_FullMethodName:   rpc.Read,
+	}
+}
+
+func parseContext(s string) (core.ContextID, error) {
+	return core.ParseContextID(strings.TrimPrefix(s, "context/"))
+}
+
+// key parses (context, peer); an empty context is the pairwise link context.
+func (s *Service) key(ctxID, peer string) (budget.Key, error) {
+	d, err := transport.ParseDevice(peer)
+	if err != nil {
+		return budget.Key{}, err
+	}
+	if d == s.self {
+		return budget.Key{}, fmt.Errorf("that is this device: %w", core.ErrInvalidArgument)
+	}
+	k := budget.Key{Context: transport.LinkContext(s.self, d), Peer: d}
+	if ctxID != "" {
+		if k.Context, err = parseContext(ctxID); err != nil {
+			return budget.Key{}, err
+		}
+	}
+	return k, nil
+}
+
+func (s *Service) ListBudgets(ctx context.Context, _ *budgetv1.ListBudgetsRequest) (*budgetv1.ListBudgetsResponse, error) {
+	es, err := s.l.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	resp := &budgetv1.ListBudgetsResponse{}
+	for _, e := range es {
+		resp.Budgets = append(resp.Budgets, toProto(e))
+	}
+	return resp, nil
+}
+
+func (s *Service) GetBudget(ctx context.Context, req *budgetv1.GetBudgetRequest) (*budgetv1.GetBudgetResponse, error) {
+	k, err := s.key(req.GetContext(), req.GetPeer())
+	if err != nil {
+		return nil, err
+	}
+	e, err := s.l.Get(ctx, k)
+	if err != nil {
+		return nil, err
+	}
+	return &budgetv1.GetBudgetResponse{Budget: toProto(e)}, nil
+}
+
+func (s *Service) SetLimit(ctx context.Context, req *budgetv1.SetLimitRequest) (*budgetv1.SetLimitResponse, error) {
+	k, err := s.key(req.GetContext(), req.GetPeer())
+	if err != nil {
+		return nil, err
+	}
+	if err := s.l.SetLimit(ctx, k, req.GetLimit()); err != nil {
+		return nil, err
+	}
+	e, err := s.l.Get(ctx, k)
+	if err != nil {
+		return nil, err
+	}
+	return &budgetv1.SetLimitResponse{Budget: toProto(e)}, nil
+}
+
+func (s *Service) ListReceipts(ctx context.Context, req *budgetv1.ListReceiptsRequest) (*budgetv1.ListReceiptsResponse, error) {
+	k, err := s.key(req.GetContext(), req.GetPeer())
+	if err != nil {
+		return nil, err
+	}
+	limit := int(req.GetLimit())
+	if limit == 0 {
+		limit = 100
+	}
+	rs, err := s.l.Receipts(ctx, k, limit)
+	if err != nil {
+		return nil, err
+	}
+	resp := &budgetv1.ListReceiptsResponse{}
+	for _, r := range rs {
+		resp.Receipts = append(resp.Receipts, &budgetv1.Receipt{
+			Context: "context/" + r.Context.String(), Src: r.Src.String(), Dst: r.Dst.String(),
+			Epoch: uint64(r.Epoch), Cost: r.Cost, Nonce: r.Nonce, Prev: r.Prev.String(), Hash: r.Hash().String(),
+		})
+	}
+	return resp, nil
+}
+
+func (s *Service) GetLeakage(ctx context.Context, req *budgetv1.GetLeakageRequest) (*budgetv1.GetLeakageResponse, error) {
+	c, err := parseContext(req.GetContext())
+	if err != nil {
+		return nil, err
+	}
+	e, err := s.l.Leakage(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	return &budgetv1.GetLeakageResponse{Leakage: &budgetv1.Leakage{
+		Context: "context/" + e.Context.String(), Epoch: uint64(e.Epoch),
+		External: e.Consumed[budget.External], Neighbor: e.Consumed[budget.Neighbor], InGroup: e.Consumed[budget.InGroup],
+		ExternalLimit: e.Limits[budget.External], NeighborLimit: e.Limits[budget.Neighbor], InGroupLimit: e.Limits[budget.InGroup],
+	}}, nil
+}
+
+func toProto(e budget.Entry) *budgetv1.Budget {
+	return &budgetv1.Budget{
+		Context: "context/" + e.Key.Context.String(), Peer: e.Key.Peer.String(), Class: e.Class.String(),
+		Epoch: uint64(e.Epoch), Limit: e.State.Limit, Spent: e.State.Spent,
+		Received: e.Received, ReceivedLimit: e.ReceivedLimit, LastNonce: e.LastNonce,
+	}
+}
