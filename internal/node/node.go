@@ -157,7 +157,7 @@ func Start(ctx context.Context, cfg Config, d Deps) (_ *Node, err error) {
 	n.transport, err = transport.Start(ctx, keys.Device, transport.Config{
 		ListenAddrs: cfg.P2P.Listen, MDNS: cfg.P2P.MDNS, Relay: cfg.P2P.Relay, HolePunching: cfg.P2P.HolePunching,
 		ConnLow: cfg.P2P.ConnLow, ConnHigh: cfg.P2P.ConnHigh,
-	}, transport.Options{Logger: n.log.Named("transport"), Clock: d.Clock, Authorizer: authz, Charger: ledgerCharger{l: n.ledger}})
+	}, transport.Options{Logger: n.log.Named("transport"), Clock: d.Clock, Authorizer: authz, Charger: n.ledger.Charger()})
 	if err != nil {
 		return nil, err
 	}

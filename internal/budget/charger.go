@@ -1,0 +1,49 @@
+package budget
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/aura-p2p/aura/internal/core"
+	"github.com/aura-p2p/aura/internal/transport"
+)
+
+// Charger returns the ledger as the transport's flow-budget and
+// journal-coupling steps. budget sits above transport: the transport defines
+// what it needs, and the ledger provides it here.
+func (l *Ledger) Charger() transport.Charger { return charger{l} }
+
+type charger struct{ l *Ledger }
+
+func classOf(c transport.Class) Class {
+	switch c {
+	case transport.ClassLink:
+		return ClassLink
+	case transport.ClassContact:
+		return ClassContact
+	default:
+		return ClassGroup
+	}
+}
+
+func (c charger) Charge(ctx context.Context, ch transport.Charge) (transport.Receipt, error) {
+	r, err := c.l.Charge(ctx, Key{Context: ch.Context, Peer: ch.Peer}, classOf(ch.Class), ch.Cost, Leakage(ch.Leakage), ch.Facts)
+	if err != nil {
+		return transport.Receipt{}, err
+	}
+	return transport.Receipt{Raw: r.Encode(), Epoch: r.Epoch, Nonce: r.Nonce}, nil
+}
+
+// ErrEnvelopeMismatch: an envelope claims something its receipt does not.
+var ErrEnvelopeMismatch = fmt.Errorf("envelope does not match its receipt: %w", core.ErrInvalidArgument)
+
+func (c charger) Accept(ctx context.Context, e *transport.Envelope, cl transport.Class) error {
+	r, err := DecodeReceipt(e.Receipt)
+	if err != nil {
+		return err
+	}
+	if r.Context != e.Context || r.Src != e.Src || r.Dst != e.Dst || r.Epoch != e.Epoch || r.Cost != e.Cost || r.Nonce != e.Seq {
+		return ErrEnvelopeMismatch
+	}
+	return c.l.Accept(ctx, r, classOf(cl))
+}
