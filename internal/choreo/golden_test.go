@@ -46,14 +46,20 @@ func TestGolden(t *testing.T) {
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no testdata: %v", err)
 	}
+	// The embedded protocols' projections are reviewed as goldens too.
+	embedded, _ := filepath.Glob(filepath.Join("protocols", "*.choreo"))
+	files = append(files, embedded...)
 	for _, file := range files {
-		t.Run(filepath.Base(file), func(t *testing.T) {
+		t.Run(file, func(t *testing.T) {
 			src, err := os.ReadFile(file)
 			if err != nil {
 				t.Fatal(err)
 			}
 			got := render(src)
 			golden := strings.TrimSuffix(file, ".choreo") + ".golden"
+			if filepath.Dir(file) == "protocols" {
+				golden = filepath.Join("testdata", "protocols", strings.TrimSuffix(filepath.Base(file), ".choreo")+".golden")
+			}
 			if *update {
 				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
 					t.Fatal(err)
