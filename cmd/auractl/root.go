@@ -119,6 +119,7 @@ per line for streams. Errors are one line on stderr.
 		newStatusCmd(a),
 		newFactCmd(a),
 		newCrdtCmd(a),
+		newChoreoCmd(a),
 		newPeerCmd(a),
 		newBudgetCmd(a),
 		newLeakageCmd(a),
