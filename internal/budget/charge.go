@@ -2,6 +2,7 @@ package budget
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 
@@ -23,7 +24,21 @@ import (
 // When k's stored epoch has ended, the charge first rotates it; with audit
 // enabled the rotation commits, ahead of the charge, the summary facts of the
 // epoch that ended (see Sweep for keys that go quiet).
+//
+// A charge that failed only because an earlier charge of the same key failed
+// (its commit was built on that one, ErrStale) is rebuilt and retried, a few
+// times: one caller's bad facts do not fail its neighbours' sends.
 func (l *Ledger) Charge(ctx context.Context, k Key, c Class, cost uint64, leak Leakage, facts []*journal.SignedFact) (*Receipt, error) {
+	const attempts = 4
+	for i := 1; ; i++ {
+		r, err := l.chargeOnce(ctx, k, c, cost, leak, facts)
+		if err == nil || !errors.Is(err, ErrStale) || i == attempts || ctx.Err() != nil {
+			return r, err
+		}
+	}
+}
+
+func (l *Ledger) chargeOnce(ctx context.Context, k Key, c Class, cost uint64, leak Leakage, facts []*journal.SignedFact) (*Receipt, error) {
 	if !c.Valid() {
 		return nil, fmt.Errorf("charge %v: class %d: %w", k, c, core.ErrInvalidArgument)
 	}

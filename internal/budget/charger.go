@@ -15,15 +15,19 @@ func (l *Ledger) Charger() transport.Charger { return charger{l} }
 
 type charger struct{ l *Ledger }
 
+// classOf maps transport's classes to ours. An unknown class maps to the
+// invalid Class 0, which Charge and Accept refuse: fail closed, never to the
+// most generous class.
 func classOf(c transport.Class) Class {
 	switch c {
 	case transport.ClassLink:
 		return ClassLink
 	case transport.ClassContact:
 		return ClassContact
-	default:
+	case transport.ClassGroup:
 		return ClassGroup
 	}
+	return 0
 }
 
 func (c charger) Charge(ctx context.Context, ch transport.Charge) (transport.Receipt, error) {
