@@ -33,9 +33,13 @@ type Envelope struct {
 	// the receipt's nonce.
 	Seq     uint64
 	Cost    uint64
-	Type    string
-	Receipt []byte
-	Payload []byte
+	// Protocol is the versioned protocol the message belongs to
+	// ("/aura/ping/1"); every protocol shares one stream per peer, so that a
+	// receipt chain reaches the receiver in order.
+	Protocol string
+	Type     string
+	Receipt  []byte
+	Payload  []byte
 }
 
 // Field numbers; every field is written, in this order.
@@ -47,6 +51,7 @@ const (
 	fEpoch
 	fSeq
 	fCost
+	fProtocol
 	fType
 	fReceipt
 	fPayload
@@ -69,6 +74,7 @@ func (e *Envelope) Encode() []byte {
 	b = protowire.AppendVarint(b, e.Seq)
 	b = protowire.AppendTag(b, fCost, protowire.VarintType)
 	b = protowire.AppendVarint(b, e.Cost)
+	b = appendBytes(b, fProtocol, []byte(e.Protocol))
 	b = appendBytes(b, fType, []byte(e.Type))
 	b = appendBytes(b, fReceipt, e.Receipt)
 	return appendBytes(b, fPayload, e.Payload)
@@ -140,6 +146,11 @@ func DecodeEnvelope(b []byte) (*Envelope, error) {
 			case fDst:
 				copy(e.Dst[:], v)
 			}
+		case fProtocol:
+			if len(v) == 0 || len(v) > MaxTypeLen {
+				return bad("protocol of %d bytes", len(v))
+			}
+			e.Protocol = string(v)
 		case fType:
 			if len(v) == 0 || len(v) > MaxTypeLen {
 				return bad("message type of %d bytes", len(v))

@@ -15,7 +15,7 @@ import (
 func sampleEnvelope() *Envelope {
 	return &Envelope{
 		Context: core.ContextID{1}, Src: core.DeviceID{2}, Dst: core.DeviceID{3},
-		Epoch: 7, Seq: 9, Cost: 1, Type: "ping", Receipt: []byte("receipt"), Payload: []byte("payload"),
+		Epoch: 7, Seq: 9, Cost: 1, Protocol: "/aura/ping/1", Type: "ping", Receipt: []byte("receipt"), Payload: []byte("payload"),
 	}
 }
 
@@ -44,6 +44,7 @@ func TestDecodeEnvelopeRejects(t *testing.T) {
 		"oversized":     big.Encode(),
 		"empty type":    noType.Encode(),
 		"wrong version": append([]byte{0x08, 0x02}, good[2:]...),
+		"no protocol":   func() []byte { e := sampleEnvelope(); e.Protocol = ""; return e.Encode() }(),
 	} {
 		if _, err := DecodeEnvelope(b); !errors.Is(err, ErrBadFrame) {
 			t.Errorf("%s: %v", name, err)

@@ -205,7 +205,7 @@ type PeerInfo struct {
 	BackedOff bool
 }
 
-// Peers lists known and connected peers, sorted by device.
+// Peers lists known, connected and backed-off peers, sorted by device.
 func (t *Transport) Peers(ctx context.Context, s Store) ([]PeerInfo, error) {
 	known, err := knownPeers(ctx, s)
 	if err != nil {
@@ -239,6 +239,12 @@ func (t *Transport) Peers(ctx context.Context, s Store) ([]PeerInfo, error) {
 			for _, c := range t.host.Network().ConnsToPeer(pid) {
 				p.Addrs = append(p.Addrs, c.RemoteMultiaddr().String())
 			}
+		}
+	}
+	// Peers cut off for misbehaviour are listed while their back-off lasts.
+	for _, pid := range t.misbehave.banList() {
+		if d, err := DeviceIDOf(pid); err == nil {
+			info(d)
 		}
 	}
 	out := make([]PeerInfo, 0, len(byDev))

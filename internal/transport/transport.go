@@ -113,7 +113,7 @@ type Handler func(ctx context.Context, m Incoming)
 
 // wire is the stream layer: the only thing that writes to the network.
 type wire interface {
-	send(ctx context.Context, to peer.ID, proto protocol.ID, frame []byte) error
+	send(ctx context.Context, to peer.ID, frame []byte) error
 }
 
 // Sentinel errors of the guard chain and the receive path.
@@ -147,6 +147,7 @@ type Transport struct {
 
 	mu       sync.RWMutex
 	handlers map[protocol.ID]Handler
+	seq      *sequencer
 
 	closers    []func() error
 	drops      sync.Map // reason -> *atomic.Uint64
@@ -190,7 +191,9 @@ func newTransport(h host.Host, self core.DeviceID, o Options, mis *misbehaviour)
 		authz: o.Authorizer, charger: o.Charger,
 		ctx: ctx, cancel: cancel,
 		handlers: map[protocol.ID]Handler{},
+		seq:      newSequencer(),
 	}
+	h.SetStreamHandler(ProtocolEnvelope, t.serveStream)
 	t.misbehave = mis
 	t.wire = newStreamWire(h)
 	return t
@@ -199,13 +202,11 @@ func newTransport(h host.Host, self core.DeviceID, o Options, mis *misbehaviour)
 // Self is this device.
 func (t *Transport) Self() core.DeviceID { return t.self }
 
-// Handle registers the handler of a protocol; its stream handler starts
-// accepting at once.
+// Handle registers the handler of a protocol.
 func (t *Transport) Handle(proto protocol.ID, h Handler) {
 	t.mu.Lock()
+	defer t.mu.Unlock()
 	t.handlers[proto] = h
-	t.mu.Unlock()
-	t.host.SetStreamHandler(proto, t.serveStream)
 }
 
 // Send runs the guard chain and delivers m. It returns only after the frame
@@ -243,12 +244,19 @@ func (t *Transport) Send(ctx context.Context, m Message) error {
 	if err != nil {
 		return fmt.Errorf("flow budget: %w", err)
 	}
-	// 4. send
+	// 4. send, in the order of the receipt chain: charges complete in nonce
+	// order, but the goroutines that made them may wake in any order.
 	env := Envelope{
 		Context: m.Context, Src: t.self, Dst: m.To, Epoch: r.Epoch, Seq: r.Nonce,
-		Cost: m.Cost, Type: m.Type, Receipt: r.Raw, Payload: m.Payload,
+		Cost: m.Cost, Protocol: string(m.Protocol), Type: m.Type, Receipt: r.Raw, Payload: m.Payload,
 	}
-	if err := t.wire.send(ctx, pid, m.Protocol, env.Encode()); err != nil {
+	chain := chainKey{context: m.Context, peer: m.To, epoch: r.Epoch}
+	t.seq.wait(chain, r.Nonce)
+	// The frame is paid for: it goes out even if the caller has given up,
+	// and the chain moves on whatever happens to it.
+	err = t.wire.send(context.WithoutCancel(ctx), pid, env.Encode())
+	t.seq.done(chain, r.Nonce)
+	if err != nil {
 		return fmt.Errorf("send to %s: %w: %w", m.To, err, core.ErrUnavailable)
 	}
 	t.sent.Add(1)
@@ -268,10 +276,6 @@ func (t *Transport) serveStream(s network.Stream) {
 		s.Reset()
 		return
 	}
-	proto := s.Protocol()
-	t.mu.RLock()
-	h := t.handlers[proto]
-	t.mu.RUnlock()
 	r := bufio.NewReaderSize(s, 64<<10)
 	var buf []byte
 	for {
@@ -286,7 +290,7 @@ func (t *Transport) serveStream(s network.Stream) {
 			return
 		}
 		buf = frame[:0]
-		if !t.accept(remote, from, proto, frame, h) && t.misbehave.banned(remote) {
+		if !t.accept(remote, from, frame) && t.misbehave.banned(remote) {
 			s.Reset()
 			return
 		}
@@ -294,7 +298,7 @@ func (t *Transport) serveStream(s network.Stream) {
 }
 
 // accept checks one frame and hands it to the handler.
-func (t *Transport) accept(remote peer.ID, from core.DeviceID, proto protocol.ID, frame []byte, h Handler) bool {
+func (t *Transport) accept(remote peer.ID, from core.DeviceID, frame []byte) bool {
 	env, err := DecodeEnvelope(frame)
 	if err != nil {
 		t.drop(remote, DropBadFrame, err)
@@ -314,6 +318,10 @@ func (t *Transport) accept(remote peer.ID, from core.DeviceID, proto protocol.ID
 		t.drop(remote, DropReceipt, err)
 		return false
 	}
+	proto := protocol.ID(env.Protocol)
+	t.mu.RLock()
+	h := t.handlers[proto]
+	t.mu.RUnlock()
 	if h == nil {
 		t.drop(remote, DropNoHandler, fmt.Errorf("no handler for %s", proto))
 		return false
@@ -435,3 +443,63 @@ func (m *misbehaviour) banList() []peer.ID {
 }
 
 func zapErr(err error) zap.Field { return zap.Error(err) }
+
+// chainKey names one receipt chain.
+type chainKey struct {
+	context core.ContextID
+	peer    core.DeviceID
+	epoch   core.Epoch
+}
+
+// sequencer lets the frames of a receipt chain onto the wire in nonce order.
+type sequencer struct {
+	mu     sync.Mutex
+	cond   *sync.Cond
+	next   map[chainKey]uint64 // next nonce allowed out; absent means 1
+	active map[chainKey]int    // goroutines waiting or writing
+}
+
+func newSequencer() *sequencer {
+	s := &sequencer{next: map[chainKey]uint64{}, active: map[chainKey]int{}}
+	s.cond = sync.NewCond(&s.mu)
+	return s
+}
+
+// wait blocks until nonce is the chain's next. Charges are durable in nonce
+// order before anyone waits here, and a failed commit fails every later
+// charge of its chain too, so the nonce before this one is always on its way.
+func (s *sequencer) wait(k chainKey, nonce uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.active[k]++
+	for {
+		next, ok := s.next[k]
+		if !ok {
+			next = 1
+		}
+		// A lower nonce than expected means the ledger restarted the chain
+		// from its durable state after a failed commit.
+		if nonce <= next {
+			return
+		}
+		s.cond.Wait()
+	}
+}
+
+// done lets the chain's next nonce out.
+func (s *sequencer) done(k chainKey, nonce uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.next[k] = nonce + 1
+	if s.active[k]--; s.active[k] == 0 {
+		// Nobody is mid-chain: forget it unless it may continue. Epochs only
+		// grow, so an older epoch's chain never continues.
+		for o := range s.next {
+			if o.context == k.context && o.peer == k.peer && o.epoch < k.epoch {
+				delete(s.next, o)
+			}
+		}
+		delete(s.active, k)
+	}
+	s.cond.Broadcast()
+}

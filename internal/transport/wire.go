@@ -12,18 +12,17 @@ import (
 	"github.com/libp2p/go-libp2p/core/protocol"
 )
 
-// streamWire keeps one outbound stream per (peer, protocol), so messages to a
-// peer keep their order and do not pay a stream open each.
+// ProtocolEnvelope is the one stream protocol every Aura message travels on;
+// the envelope names the message's own protocol.
+const ProtocolEnvelope protocol.ID = "/aura/envelope/1"
+
+// streamWire keeps one outbound stream per peer, so messages to a peer arrive
+// in the order they were written and do not pay a stream open each.
 type streamWire struct {
 	host host.Host
 
 	mu      sync.Mutex
-	streams map[streamKey]*outStream
-}
-
-type streamKey struct {
-	peer  peer.ID
-	proto protocol.ID
+	streams map[peer.ID]*outStream
 }
 
 type outStream struct {
@@ -33,10 +32,10 @@ type outStream struct {
 }
 
 func newStreamWire(h host.Host) *streamWire {
-	return &streamWire{host: h, streams: map[streamKey]*outStream{}}
+	return &streamWire{host: h, streams: map[peer.ID]*outStream{}}
 }
 
-func (w *streamWire) stream(k streamKey) *outStream {
+func (w *streamWire) stream(k peer.ID) *outStream {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	o := w.streams[k]
@@ -50,13 +49,13 @@ func (w *streamWire) stream(k streamKey) *outStream {
 // send writes one frame, opening (or, after a failure, reopening once) the
 // stream. The frame has already been paid for: a failure here loses the
 // payment, never creates a send without one.
-func (w *streamWire) send(ctx context.Context, to peer.ID, proto protocol.ID, frame []byte) error {
-	o := w.stream(streamKey{to, proto})
+func (w *streamWire) send(ctx context.Context, to peer.ID, frame []byte) error {
+	o := w.stream(to)
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	for attempt := 0; ; attempt++ {
 		if o.s == nil {
-			s, err := w.host.NewStream(network.WithAllowLimitedConn(ctx, string(proto)), to, proto)
+			s, err := w.host.NewStream(network.WithAllowLimitedConn(ctx, string(ProtocolEnvelope)), to, ProtocolEnvelope)
 			if err != nil {
 				return fmt.Errorf("open stream: %w", err)
 			}

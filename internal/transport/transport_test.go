@@ -1,0 +1,359 @@
+package transport_test
+
+import (
+	"bufio"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p"
+	p2pcrypto "github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/aura-p2p/aura/internal/budget"
+	"github.com/aura-p2p/aura/internal/core"
+	"github.com/aura-p2p/aura/internal/journal"
+	"github.com/aura-p2p/aura/internal/transport"
+)
+
+const protoTest protocol.ID = "/aura/test/1"
+
+// tnode is one device: journal, budget ledger, transport, as aurad wires them.
+type tnode struct {
+	j     *journal.Journal
+	l     *budget.Ledger
+	tr    *transport.Transport
+	authz *transport.MemberAuthorizer
+	dev   core.DeviceID
+
+	mu   sync.Mutex
+	got  []transport.Incoming
+	seen chan struct{}
+}
+
+func newTNode(t testing.TB, policy budget.Policy, opts ...func(*transport.Options)) *tnode {
+	t.Helper()
+	ctx := context.Background()
+	j, err := journal.Open(ctx, journal.Options{Path: filepath.Join(t.TempDir(), "j.db"), Validators: budget.Validators()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, key, _ := ed25519.GenerateKey(rand.Reader)
+	signer := journal.NewKeySigner(key)
+	g := journal.Genesis{Kind: core.NamespaceAuthority, Threshold: 1, Members: []journal.Member{{Device: signer.DeviceID()}}}
+	rand.Read(g.Nonce[:])
+	payload, _ := g.Encode()
+	ns := journal.NamespaceOf(core.NamespaceAuthority, payload)
+	if _, _, err := j.AppendLocal(ctx, signer, journal.Draft{Namespace: ns, TypeID: journal.TypeGenesis, Payload: payload}); err != nil {
+		t.Fatal(err)
+	}
+	l, err := budget.Open(ctx, j, budget.Config{Policy: policy, EpochDuration: time.Hour, AuditNamespace: ns}, signer, core.SystemClock{}, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	authz := transport.NewMemberAuthorizer(signer.DeviceID(), j)
+	o := transport.Options{Authorizer: authz, Charger: l.Charger(), Logger: zaptest.NewLogger(t)}
+	for _, f := range opts {
+		f(&o)
+	}
+	tr, err := transport.Start(ctx, key, transport.Config{ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"}}, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &tnode{j: j, l: l, tr: tr, authz: authz, dev: signer.DeviceID(), seen: make(chan struct{}, 1<<16)}
+	authz.Allow("msg", transport.ClassLink)
+	tr.Handle(protoTest, func(_ context.Context, m transport.Incoming) {
+		n.mu.Lock()
+		n.got = append(n.got, m)
+		n.mu.Unlock()
+		n.seen <- struct{}{}
+	})
+	t.Cleanup(func() {
+		tr.Shutdown()
+		j.Close()
+	})
+	return n
+}
+
+func (n *tnode) received() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return len(n.got)
+}
+
+func connect(t testing.TB, a, b *tnode) {
+	t.Helper()
+	addrs := b.tr.Addrs()
+	d, addr, err := transport.ParsePeerAddr(addrs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.tr.Connect(context.Background(), d, addr); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func linkPolicy(limit uint64) budget.Policy {
+	p := budget.DefaultPolicy()
+	p.Flow.Link = limit
+	return p
+}
+
+func (n *tnode) send(ctx context.Context, to core.DeviceID, typ string, payload []byte) error {
+	return n.tr.Send(ctx, transport.Message{Protocol: protoTest, Context: transport.LinkContext(n.dev, to), To: to, Type: typ, Cost: 1, Payload: payload})
+}
+
+// The guard chain is the only way out: under concurrency, budget denials and
+// capability denials, the stream layer sees exactly as many frames as the
+// ledger recorded charges, and the receiver accepts all of them.
+func TestNoFrameWithoutACharge(t *testing.T) {
+	const limit = 300
+	a, b := newTNode(t, linkPolicy(limit)), newTNode(t, linkPolicy(limit))
+	var frames atomic.Int64
+	transport.WrapWire(a.tr, func(next transport.WireFunc) transport.WireFunc {
+		return func(ctx context.Context, to peer.ID, frame []byte) error {
+			frames.Add(1)
+			return next(ctx, to, frame)
+		}
+	})
+	connect(t, a, b)
+	ctx := context.Background()
+	var ok, exhausted, denied atomic.Int64
+	var wg sync.WaitGroup
+	for w := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 40 {
+				typ := "msg"
+				if (w+i)%7 == 0 {
+					typ = "not-allowed" // refused at the capability step
+				}
+				err := a.send(ctx, b.dev, typ, []byte{byte(i)})
+				switch {
+				case err == nil:
+					ok.Add(1)
+				case errors.Is(err, core.ErrResourceExhausted):
+					exhausted.Add(1)
+				case errors.Is(err, core.ErrPermissionDenied):
+					denied.Add(1)
+				default:
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	e, err := a.l.Get(ctx, budget.Key{Context: transport.LinkContext(a.dev, b.dev), Peer: b.dev})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok.Load() != limit || exhausted.Load() == 0 || denied.Load() == 0 {
+		t.Fatalf("ok %d exhausted %d denied %d", ok.Load(), exhausted.Load(), denied.Load())
+	}
+	if frames.Load() != int64(e.State.Spent) || e.LastNonce != uint64(frames.Load()) || e.State.Spent != limit {
+		t.Fatalf("%d frames on the wire, %d charged (nonce %d)", frames.Load(), e.State.Spent, e.LastNonce)
+	}
+	deadline := time.After(10 * time.Second)
+	for b.received() < limit {
+		select {
+		case <-b.seen:
+		case <-deadline:
+			t.Fatalf("receiver accepted %d of %d", b.received(), limit)
+		}
+	}
+	if st := b.tr.Stats(); len(st.Dropped) != 0 {
+		t.Fatalf("honest frames dropped: %v", st.Dropped)
+	}
+}
+
+// A device that is not a member of a context cannot be sent to in it.
+func TestSendToNonMemberIsRefusedBeforeCharging(t *testing.T) {
+	a, b := newTNode(t, linkPolicy(100)), newTNode(t, linkPolicy(100))
+	connect(t, a, b)
+	other := core.ContextID{7}
+	err := a.tr.Send(context.Background(), transport.Message{Protocol: protoTest, Context: other, To: b.dev, Type: "msg", Cost: 1})
+	if !errors.Is(err, core.ErrNotFound) && !errors.Is(err, core.ErrPermissionDenied) {
+		t.Fatalf("got %v", err)
+	}
+	if es, _ := a.l.List(context.Background()); len(es) != 0 {
+		t.Fatalf("a refused send left budget state: %+v", es)
+	}
+}
+
+func TestFloodingPeerIsCutOffWhileHonestPeerIsServed(t *testing.T) {
+	victim := newTNode(t, linkPolicy(1000), func(o *transport.Options) { o.MisbehaviourLimit = 50 })
+	honest := newTNode(t, linkPolicy(1000))
+	connect(t, honest, victim)
+
+	priv, _, _ := p2pcrypto.GenerateEd25519Key(rand.Reader)
+	flooder, err := libp2p.New(libp2p.Identity(priv), libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer flooder.Close()
+	vid, _ := transport.PeerID(victim.dev)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := flooder.Connect(ctx, peer.AddrInfo{ID: vid, Addrs: transport.HostOf(victim.tr).Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	flooderDev, _ := transport.DeviceIDOf(flooder.ID())
+
+	// The flooder writes garbage and unpaid envelopes as fast as it can.
+	floodDone := make(chan int)
+	go func() {
+		sent := 0
+		defer func() { floodDone <- sent }()
+		for ctx.Err() == nil {
+			s, err := flooder.NewStream(ctx, vid, transport.ProtocolEnvelope)
+			if err != nil {
+				return // cut off
+			}
+			w := bufio.NewWriter(s)
+			for i := 0; i < 1000 && ctx.Err() == nil; i++ {
+				var frame []byte
+				if i%2 == 0 {
+					frame = []byte("garbage garbage garbage")
+				} else {
+					env := transport.Envelope{Context: transport.LinkContext(flooderDev, victim.dev), Src: flooderDev, Dst: victim.dev, Epoch: 1, Seq: uint64(i), Cost: 1, Protocol: string(protoTest), Type: "msg", Receipt: make([]byte, 40), Payload: []byte("x")}
+					frame = env.Encode()
+				}
+				var hdr [10]byte
+				n := binary.PutUvarint(hdr[:], uint64(len(frame)))
+				if _, err := w.Write(append(hdr[:n], frame...)); err != nil {
+					break
+				}
+				sent++
+			}
+			if w.Flush() != nil {
+				s.Reset()
+			}
+		}
+	}()
+
+	// Meanwhile the honest peer's messages all get through.
+	const honestMsgs = 200
+	for i := range honestMsgs {
+		if err := honest.send(ctx, victim.dev, "msg", []byte{byte(i)}); err != nil {
+			t.Fatalf("honest send %d: %v", i, err)
+		}
+	}
+	for victim.received() < honestMsgs {
+		select {
+		case <-victim.seen:
+		case <-ctx.Done():
+			t.Fatalf("victim accepted %d of %d honest messages", victim.received(), honestMsgs)
+		}
+	}
+	cancel()
+	<-floodDone
+	st := victim.tr.Stats()
+	if st.Dropped[transport.DropBadFrame]+st.Dropped[transport.DropReceipt] == 0 {
+		t.Fatalf("flood not dropped: %+v", st)
+	}
+	// The flooder is cut off and refused for its back-off; the honest peer is not.
+	peers, err := victim.tr.Peers(context.Background(), victim.j)
+	if err != nil {
+		t.Fatal(err)
+	}
+	flooderListed := false
+	for _, p := range peers {
+		if p.Device == flooderDev {
+			flooderListed = true
+			if !p.BackedOff {
+				t.Fatalf("flooder not backed off: %+v", p)
+			}
+		}
+		if p.Device == honest.dev && p.BackedOff {
+			t.Fatal("honest peer backed off")
+		}
+	}
+	if !flooderListed {
+		t.Fatal("flooder not listed as backed off")
+	}
+	if _, err := flooder.NewStream(context.Background(), vid, transport.ProtocolEnvelope); err == nil {
+		t.Fatal("flooder opened a stream while backed off")
+	}
+	for _, m := range victim.got {
+		if m.From != honest.dev {
+			t.Fatalf("accepted a message from %s", m.From)
+		}
+	}
+}
+
+// A sender that ignores the limit its receiver grants is refused by the
+// receiver: budgets are enforced at both ends.
+func TestReceiverEnforcesItsOwnLimit(t *testing.T) {
+	generous := newTNode(t, linkPolicy(1000))
+	strict := newTNode(t, linkPolicy(10))
+	connect(t, generous, strict)
+	ctx := context.Background()
+	for i := range 20 {
+		if err := generous.send(ctx, strict.dev, "msg", []byte{byte(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.After(10 * time.Second)
+	for {
+		st := strict.tr.Stats()
+		if st.Dropped[transport.DropReceipt] == 10 && strict.received() == 10 {
+			return
+		}
+		select {
+		case <-deadline:
+			t.Fatalf("received %d, dropped %v", strict.received(), st.Dropped)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// A frame replayed by its own sender breaks the receipt chain and is dropped.
+func TestReplayedFrameIsDropped(t *testing.T) {
+	a, b := newTNode(t, linkPolicy(100)), newTNode(t, linkPolicy(100))
+	var mu sync.Mutex
+	var last []byte
+	var replay transport.WireFunc
+	transport.WrapWire(a.tr, func(next transport.WireFunc) transport.WireFunc {
+		replay = next
+		return func(ctx context.Context, to peer.ID, frame []byte) error {
+			mu.Lock()
+			last = append([]byte(nil), frame...)
+			mu.Unlock()
+			return next(ctx, to, frame)
+		}
+	})
+	connect(t, a, b)
+	ctx := context.Background()
+	if err := a.send(ctx, b.dev, "msg", []byte("once")); err != nil {
+		t.Fatal(err)
+	}
+	<-b.seen
+	bid, _ := transport.PeerID(b.dev)
+	mu.Lock()
+	frame := last
+	mu.Unlock()
+	if err := replay(ctx, bid, frame); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.After(5 * time.Second)
+	for b.tr.Stats().Dropped[transport.DropReceipt] == 0 {
+		select {
+		case <-deadline:
+			t.Fatalf("replay not dropped: %+v", b.tr.Stats())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	if b.received() != 1 {
+		t.Fatalf("replay delivered: %d messages", b.received())
+	}
+}
