@@ -1,7 +1,6 @@
 package choreo
 
 import (
-	"strconv"
 	"strings"
 )
 
@@ -42,7 +41,7 @@ func FormatProtocol(b *strings.Builder, p *Protocol) {
 
 func writeValue(b *strings.Builder, v Value) {
 	if v.Kind == ValueString {
-		b.WriteString(strconv.Quote(v.Text))
+		b.WriteString(quoteString(v.Text))
 		return
 	}
 	b.WriteString(v.Text)

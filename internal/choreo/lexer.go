@@ -261,6 +261,29 @@ func punctKind(r rune) (tokenKind, bool) {
 	return 0, false
 }
 
+// quoteString is the inverse of lexString: it escapes exactly what the
+// lexer unescapes, so printed protocols parse back to the same strings.
+// (strconv.Quote would write escapes such as \u00a0 the lexer refuses.)
+func quoteString(s string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for _, r := range s {
+		switch r {
+		case '"', '\\':
+			b.WriteByte('\\')
+			b.WriteRune(r)
+		case '\n':
+			b.WriteString(`\n`)
+		case '\t':
+			b.WriteString(`\t`)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
+}
+
 func quoteRune(r rune) string {
 	if r == '\'' {
 		return `"'"`
@@ -281,6 +304,8 @@ func (l *lexer) lexString(pos Pos) (token, error) {
 			return token{}, l.errorf(pos, "string not terminated")
 		case r == utf8.RuneError && size == 1:
 			return token{}, l.errorf(l.pos(), "invalid UTF-8")
+		case r < 0x20 || r == 0x7f:
+			return token{}, l.errorf(l.pos(), "control character %U in string", r)
 		case r == '"':
 			l.advance(size)
 			if b.Len() > maxTokenLen {

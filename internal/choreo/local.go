@@ -234,11 +234,11 @@ func writeAnnItems(b *strings.Builder, a Annotations) {
 		b.WriteString(" = ")
 		switch k {
 		case annotGuard:
-			b.WriteString(strconv.Quote(a.GuardCapability))
+			b.WriteString(quoteString(a.GuardCapability))
 		case annotFlowCost:
 			b.WriteString(strconv.FormatUint(uint64(a.FlowCost), 10))
 		case annotFacts:
-			b.WriteString(strconv.Quote(a.JournalFacts))
+			b.WriteString(quoteString(a.JournalFacts))
 		}
 	}
 }

@@ -519,15 +519,19 @@ func (p *parser) choice() (Stmt, error) {
 				return nil, err
 			}
 			c.Branches = append(c.Branches, &ChoiceBranch{Pos: label.pos, Label: label.text, Explicit: true, Body: body})
-			if p.isKeyword("or") {
+			or := p.isKeyword("or")
+			if or {
 				p.take()
 			}
 			t := p.peek(0)
-			if t.kind == tokRBrace {
+			if t.kind == tokRBrace && !or {
 				p.take()
 				break
 			}
 			if t.kind != tokIdent || keywords[t.text] || p.peek(1).kind != tokColon {
+				if or {
+					return nil, p.unexpected(t, "a branch label ('Label: {') after 'or'")
+				}
 				return nil, p.unexpected(t, "a branch label ('Label: {') or '}' in choice")
 			}
 		}
