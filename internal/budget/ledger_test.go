@@ -369,6 +369,17 @@ func TestDeniedChargeHasNoSideEffect(t *testing.T) {
 	if _, err := a.l.Charge(ctx, k, ClassContact, 0, Leakage{}, nil); !errors.Is(err, ErrExhausted) {
 		t.Fatalf("limit 0: %v", err)
 	}
+	// A refused first charge of a new key leaves no entry behind.
+	fresh := Key{Context: ctxA, Peer: core.DeviceID{6}}
+	if _, err := a.l.Charge(ctx, fresh, ClassContact, DefaultContactLimit+1, Leakage{}, nil); !errors.Is(err, ErrExhausted) {
+		t.Fatalf("over the default: %v", err)
+	}
+	if _, err := a.l.Get(ctx, fresh); !errors.Is(err, core.ErrNotFound) {
+		t.Fatalf("refused charge left an entry: %v", err)
+	}
+	if list, _ := a.l.List(ctx); len(list) != 1 {
+		t.Fatalf("refused charge listed: %+v", list)
+	}
 	if _, err := a.l.Charge(ctx, Key{Context: ctxA, Peer: core.DeviceID{5}}, 0, 1, Leakage{}, nil); !errors.Is(err, core.ErrInvalidArgument) {
 		t.Fatalf("class 0: %v", err)
 	}

@@ -35,8 +35,9 @@ func (l *Ledger) List(ctx context.Context) ([]Entry, error) {
 	sortKeys(keys)
 	out := make([]Entry, 0, len(keys))
 	for _, k := range keys {
-		en, _ := l.entry(k)
-		out = append(out, en)
+		if en, ok := l.entry(k); ok {
+			out = append(out, en)
+		}
 	}
 	return out, nil
 }
@@ -58,6 +59,24 @@ func (l *Ledger) entry(k Key) (Entry, bool) {
 	sk, rk := l.send[k], l.recv[k]
 	override, hasOverride := l.limits[k]
 	l.mu.RUnlock()
+	// A key whose every charge and receipt was refused exists in memory
+	// (its lock) but not in the ledger: a refusal leaves no trace.
+	if sk != nil {
+		sk.mu.Lock()
+		empty := sk.rec.class == 0
+		sk.mu.Unlock()
+		if empty {
+			sk = nil
+		}
+	}
+	if rk != nil {
+		rk.mu.Lock()
+		empty := rk.class == 0
+		rk.mu.Unlock()
+		if empty {
+			rk = nil
+		}
+	}
 	if sk == nil && rk == nil && !hasOverride {
 		return Entry{}, false
 	}
