@@ -31,8 +31,8 @@ type Envelope struct {
 	Epoch   core.Epoch
 	// Seq is the message's number in its (context, src, dst, epoch) chain:
 	// the receipt's nonce.
-	Seq     uint64
-	Cost    uint64
+	Seq  uint64
+	Cost uint64
 	// Protocol is the versioned protocol the message belongs to
 	// ("/aura/ping/1"); every protocol shares one stream per peer, so that a
 	// receipt chain reaches the receiver in order.

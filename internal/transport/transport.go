@@ -51,10 +51,11 @@ func (c Class) String() string {
 type Leakage [3]uint64
 
 // Authorizer is the capability step: may this device send a message of this
-// type to dst in this context? It returns the context's class.
+// type, needing this capability ("" for none), to dst in this context? It
+// returns the context's class.
 type Authorizer interface {
-	Authorize(ctx context.Context, c core.ContextID, dst core.DeviceID, msgType string) (Class, error)
-	// AuthorizeIncoming checks the same for a message received from src.
+	Authorize(ctx context.Context, c core.ContextID, dst core.DeviceID, msgType, capability string) (Class, error)
+	// AuthorizeIncoming checks a message received from src.
 	AuthorizeIncoming(ctx context.Context, c core.ContextID, src core.DeviceID, msgType string) (Class, error)
 }
 
@@ -90,10 +91,12 @@ type Message struct {
 	Context  core.ContextID
 	To       core.DeviceID
 	Type     string
-	Cost     uint64
-	Leakage  Leakage
-	Facts    []*journal.SignedFact
-	Payload  []byte
+	// Capability the sender must hold in the context ("" for none).
+	Capability string
+	Cost       uint64
+	Leakage    Leakage
+	Facts      []*journal.SignedFact
+	Payload    []byte
 }
 
 // Incoming is a message that passed every check.
@@ -235,7 +238,7 @@ func (t *Transport) Send(ctx context.Context, m Message) error {
 		return fmt.Errorf("%s: %w", m.To, ErrBackoff)
 	}
 	// 1. capability
-	class, err := t.authz.Authorize(ctx, m.Context, m.To, m.Type)
+	class, err := t.authz.Authorize(ctx, m.Context, m.To, m.Type, m.Capability)
 	if err != nil {
 		return fmt.Errorf("capability: %w", err)
 	}
