@@ -6,6 +6,8 @@ import (
 	"encoding/binary"
 	"fmt"
 
+	"go.uber.org/zap"
+
 	"github.com/aura-p2p/aura/internal/core"
 	"github.com/aura-p2p/aura/internal/journal"
 )
@@ -18,9 +20,9 @@ import (
 //   - epoch: within one epoch of the current one (ErrEpoch);
 //   - signature by r.Src (ErrBadSignature); only then is a higher epoch
 //     observed, so an unauthenticated receipt cannot move our epoch;
-//   - chain of (context, src, epoch): nonce is last+1 (ErrReplay if not
-//     above last, ErrGap if beyond last+1) and prev is the hash of the last
-//     accepted receipt, zero for the first (ErrChain);
+//   - chain of (context, src, epoch): the nonce is above the last accepted one
+//     (ErrReplay otherwise) and, when it is the next one, prev is the hash of
+//     the last accepted receipt, zero for the first (ErrChain);
 //   - limit: src's cumulative cost in (context, epoch) stays within the limit
 //     this device grants it (ErrOverLimit).
 //
@@ -28,9 +30,14 @@ import (
 // cumulative cost, audit ring) before Accept returns, group-committed, so a
 // restart cannot be fooled by a replay.
 //
-// Chains are strict: the sender must deliver the receipts of a (context,
-// peer) in nonce order and must not drop one whose charge committed (resend
-// it instead), or the receiver refuses the rest of that epoch's chain as gaps.
+// The sender delivers a chain's receipts in nonce order on one stream, so a
+// nonce beyond last+1 means frames were lost with a broken connection after
+// their charge committed. Refusing the rest of the epoch for that would cut
+// two honest devices off for up to an epoch after every dropped connection,
+// so a gap is accepted: nonces still only grow (no replay), the receiver
+// counts only the cost it saw (the sender paid more, never less), and Gaps
+// records how often it happened. The hash link is checked wherever receipts
+// are consecutive.
 func (l *Ledger) Accept(ctx context.Context, r *Receipt, c Class) error {
 	if r == nil {
 		return fmt.Errorf("no receipt: %w", ErrMalformed)
@@ -69,9 +76,7 @@ func (l *Ledger) Accept(ctx context.Context, r *Receipt, c Class) error {
 	switch {
 	case r.Nonce <= prev.nonce:
 		err = fmt.Errorf("nonce %d, last %d: %w", r.Nonce, prev.nonce, ErrReplay)
-	case r.Nonce > prev.nonce+1:
-		err = fmt.Errorf("nonce %d, last %d: %w", r.Nonce, prev.nonce, ErrGap)
-	case r.Prev != prev.head:
+	case r.Nonce == prev.nonce+1 && r.Prev != prev.head:
 		err = fmt.Errorf("nonce %d names prev %s: %w", r.Nonce, r.Prev, ErrChain)
 	}
 	if err == nil {
@@ -83,6 +88,10 @@ func (l *Ledger) Accept(ctx context.Context, r *Receipt, c Class) error {
 	if err != nil {
 		rk.mu.Unlock()
 		return fmt.Errorf("receipt %v epoch %d: %w", k, r.Epoch, err)
+	}
+	if r.Nonce > prev.nonce+1 {
+		l.gaps.Add(1)
+		l.log.Debug("receipt chain gap", zap.Stringer("src", r.Src), zap.Uint64("nonce", r.Nonce), zap.Uint64("last", prev.nonce))
 	}
 	next := recvRecord{class: c, received: prev.received + r.Cost, nonce: r.Nonce, head: r.Hash()}
 	op := func(tx *journal.ExtTx) error {

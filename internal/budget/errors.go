@@ -29,8 +29,6 @@ var (
 	ErrEpoch = fmt.Errorf("receipt epoch outside the window: %w", core.ErrFailedPrecondition)
 	// ErrReplay: the receipt's nonce was already accepted in its chain.
 	ErrReplay = fmt.Errorf("receipt replayed: %w", core.ErrAlreadyExists)
-	// ErrGap: the receipt's nonce skips receipts not seen yet.
-	ErrGap = fmt.Errorf("receipt chain has a gap: %w", core.ErrFailedPrecondition)
 	// ErrChain: the receipt's prev is not the hash of the last accepted
 	// receipt: the sender forked its chain.
 	ErrChain = fmt.Errorf("receipt does not extend the chain: %w", core.ErrInvalidArgument)
@@ -67,7 +65,6 @@ var reasons = []struct {
 	{ErrWrongDst, "wrong_dst"},
 	{ErrEpoch, "epoch"},
 	{ErrReplay, "replay"},
-	{ErrGap, "gap"},
 	{ErrChain, "chain"},
 	{ErrOverLimit, "over_limit"},
 }

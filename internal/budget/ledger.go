@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -87,7 +88,14 @@ type Ledger struct {
 
 	// limitMu orders SetLimit commits.
 	limitMu sync.Mutex
+
+	// gaps counts accepted receipts that skipped unseen ones.
+	gaps atomic.Uint64
 }
+
+// Gaps is how many accepted receipts skipped receipts this device never saw
+// (frames lost with a connection after their charge).
+func (l *Ledger) Gaps() uint64 { return l.gaps.Load() }
 
 // sendState is the sender side of one key.
 type sendState struct {

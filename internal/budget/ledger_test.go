@@ -243,7 +243,6 @@ func TestAcceptRefusals(t *testing.T) {
 		want error
 	}{
 		{"replay", r1, ErrReplay},
-		{"gap", r3, ErrGap},
 		{"wrong prev", wrongPrev, ErrChain},
 		{"wrong dst", toC, ErrWrongDst},
 		{"old epoch", old, ErrEpoch},
@@ -264,15 +263,21 @@ func TestAcceptRefusals(t *testing.T) {
 	if after := b.dump(); fmt.Sprint(after) != fmt.Sprint(before) {
 		t.Fatal("a refused receipt changed the store")
 	}
-	// The chain resumes where it was.
-	if err := accept(r2); err != nil {
-		t.Fatal(err)
-	}
+	// The chain resumes where it was; a gap (r3 before r2, as after frames
+	// lost with a connection) is accepted, and the skipped receipt is then
+	// a replay.
 	if err := accept(r3); err != nil {
-		t.Fatal(err)
+		t.Fatalf("gap: %v", err)
 	}
-	// An operator limit on the sender bounds what is accepted from it.
-	if err := b.l.SetLimit(context.Background(), Key{Context: ctxA, Peer: a.id()}, 3); err != nil {
+	if err := accept(r2); !errors.Is(err, ErrReplay) {
+		t.Fatalf("receipt skipped by a gap: %v", err)
+	}
+	if b.l.Gaps() != 1 {
+		t.Fatalf("gaps %d", b.l.Gaps())
+	}
+	// An operator limit on the sender bounds what is accepted from it (r1
+	// and r3 were counted, r2 never arrived).
+	if err := b.l.SetLimit(context.Background(), Key{Context: ctxA, Peer: a.id()}, 2); err != nil {
 		t.Fatal(err)
 	}
 	if err := accept(a.charge(k, 1)); !errors.Is(err, ErrOverLimit) {
@@ -707,8 +712,8 @@ func TestConcurrentCharges(t *testing.T) {
 	t.Logf("%d receipts", total)
 }
 
-// Concurrent accepts from several senders and replays racing them: each
-// receipt is accepted exactly once.
+// Concurrent accepts from several senders and replays racing them: no receipt
+// is accepted twice, and each chain ends at its last receipt.
 func TestConcurrentAccepts(t *testing.T) {
 	a, b, clock := pair(t)
 	c := newDevice(t, 3, clock, testConfig())
@@ -741,17 +746,17 @@ func TestConcurrentAccepts(t *testing.T) {
 					if errors.Is(err, ErrReplay) {
 						break
 					}
-					if !errors.Is(err, ErrGap) {
-						t.Error(err)
-						return
-					}
+					t.Error(err)
+					return
 				}
 			}
 		}()
 	}
 	wg.Wait()
-	if len(accepted) != len(rs) {
-		t.Fatalf("%d of %d accepted", len(accepted), len(rs))
+	// Racing goroutines may skip receipts (a gap), but the last of each
+	// sender's chain is always accepted.
+	if accepted[rs[len(rs)-1].Hash()] != 1 || accepted[rs[len(rs)-2].Hash()] != 1 {
+		t.Fatal("the last receipt of a chain was not accepted")
 	}
 	for h, n := range accepted {
 		if n != 1 {
