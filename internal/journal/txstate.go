@@ -33,6 +33,10 @@ func newTxState(tx *bolt.Tx, j *Journal) (*txState, error) {
 		records: map[core.Namespace]*nsRecord{},
 		dirty:   map[core.Namespace]bool{},
 	}
+	// The log is appended in seq order and a namespace mostly in lamport
+	// order: full pages instead of bbolt's half-full splits halve the pages
+	// each commit writes. FillPercent is per transaction.
+	st.log.FillPercent = 1.0
 	st.lastSeq = getU64(st.meta.Get(keyLastSeq))
 	st.factCount = getU64(st.meta.Get(keyFactCount))
 	return st, nil
@@ -136,6 +140,7 @@ func (st *txState) insert(sf *SignedFact) (Committed, bool, error) {
 	if err != nil {
 		return c, true, err
 	}
+	nsFacts.FillPercent = 1.0
 	if err := nsFacts.Put(factKey(loc.key), sf.Encode()); err != nil {
 		return c, true, err
 	}
