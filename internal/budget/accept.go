@@ -26,9 +26,10 @@ import (
 //   - limit: src's cumulative cost in (context, epoch) stays within the limit
 //     this device grants it (ErrOverLimit).
 //
-// A refused receipt changes nothing. An accepted one is persisted (chain head,
-// cumulative cost, audit ring) before Accept returns, group-committed, so a
-// restart cannot be fooled by a replay.
+// A refused receipt changes nothing. An accepted one is queued for the store
+// (chain head, cumulative cost, audit ring) in order before Accept returns, and
+// group-committed in the background, so a restart cannot be fooled by replays
+// of anything but the last receipts before a crash (see the end of Accept).
 //
 // The sender delivers a chain's receipts in nonce order on one stream, so a
 // nonce beyond last+1 means frames were lost with a broken connection after
@@ -133,10 +134,16 @@ func (l *Ledger) Accept(ctx context.Context, r *Receipt, c Class) error {
 	ticket := rk.queued
 	rk.mu.Unlock()
 
-	if err := wait(ctx, p); err != nil {
-		l.recoverRecv(ctx, k, rk, ticket)
-		return fmt.Errorf("accept %v: %w", k, err)
-	}
+	// The new head is queued behind every earlier one, so the store moves
+	// forward in order; the message need not wait for the fsync. Should the
+	// device crash first, the sender's last few receipts may be accepted and
+	// counted again after the restart: the receiver over-counts, never
+	// under-counts, and handlers already see every message at least once.
+	go func() {
+		if err := wait(ctx, p); err != nil {
+			l.recoverRecv(context.WithoutCancel(ctx), k, rk, ticket)
+		}
+	}()
 	return nil
 }
 

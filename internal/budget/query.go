@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"slices"
 
-	bolt "go.etcd.io/bbolt"
 	"go.uber.org/zap"
 
 	"github.com/aura-p2p/aura/internal/core"
@@ -144,8 +143,9 @@ func (l *Ledger) Receipts(ctx context.Context, k Key, limit int) ([]Receipt, err
 		dir byte
 	}
 	var items []item
-	err := l.j.ViewExt(ctx, extOwner, func(root *bolt.Bucket) error {
-		bs := viewBuckets(root)
+	// Accepted receipts reach the store a commit after Accept returns; the
+	// barrier reads behind them, so the audit list holds all accepted so far.
+	err := l.barrier(ctx, func(bs *buckets) error {
 		if bs.receipts == nil {
 			return nil
 		}
