@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -53,5 +54,7 @@ func writeStatus(w io.Writer, s *nodev1.GetStatusResponse) error {
 		{"facts", strconv.FormatUint(j.GetFactCount(), 10)},
 		{"namespaces", strconv.FormatUint(j.GetNamespaceCount(), 10)},
 		{"last seq", strconv.FormatUint(j.GetLastSeq(), 10)},
+		{"peers", strconv.FormatUint(s.GetTransport().GetConnectedPeers(), 10)},
+		{"listen", strings.Join(s.GetListenAddrs(), "\n               ")},
 	})
 }
