@@ -18,20 +18,8 @@ type charger struct{ l *Ledger }
 // classOf maps transport's classes to ours. An unknown class maps to the
 // invalid Class 0, which Charge and Accept refuse: fail closed, never to the
 // most generous class.
-func classOf(c transport.Class) Class {
-	switch c {
-	case transport.ClassLink:
-		return ClassLink
-	case transport.ClassContact:
-		return ClassContact
-	case transport.ClassGroup:
-		return ClassGroup
-	}
-	return 0
-}
-
 func (c charger) Charge(ctx context.Context, ch transport.Charge) (transport.Receipt, error) {
-	r, err := c.l.Charge(ctx, Key{Context: ch.Context, Peer: ch.Peer}, classOf(ch.Class), ch.Cost, Leakage(ch.Leakage), ch.Facts)
+	r, err := c.l.Charge(ctx, Key{Context: ch.Context, Peer: ch.Peer}, ch.Class, ch.Cost, Leakage(ch.Leakage), ch.Facts)
 	if err != nil {
 		return transport.Receipt{}, err
 	}
@@ -49,5 +37,5 @@ func (c charger) Accept(ctx context.Context, e *transport.Envelope, cl transport
 	if r.Context != e.Context || r.Src != e.Src || r.Dst != e.Dst || r.Epoch != e.Epoch || r.Cost != e.Cost || r.Nonce != e.Seq {
 		return ErrEnvelopeMismatch
 	}
-	return c.l.Accept(ctx, r, classOf(cl))
+	return c.l.Accept(ctx, r, cl)
 }

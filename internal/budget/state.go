@@ -4,35 +4,19 @@ import (
 	"fmt"
 
 	"github.com/aura-p2p/aura/internal/core"
+	"github.com/aura-p2p/aura/internal/transport"
 )
 
-// Class of a context, for default limits. The values match transport.Class.
-type Class uint8
+// Class of a context, for default limits: the transport's classification,
+// which its authorizer decides.
+type Class = transport.Class
 
+// The three classes.
 const (
-	// ClassLink is the pairwise link context of two devices (ping,
-	// handshakes): traffic outside any shared relationship.
-	ClassLink Class = iota + 1
-	// ClassContact is a relational context of two parties.
-	ClassContact
-	// ClassGroup is a relational context of more than two parties.
-	ClassGroup
+	ClassLink    = transport.ClassLink
+	ClassContact = transport.ClassContact
+	ClassGroup   = transport.ClassGroup
 )
-
-// Valid reports whether c is one of the three classes.
-func (c Class) Valid() bool { return c >= ClassLink && c <= ClassGroup }
-
-func (c Class) String() string {
-	switch c {
-	case ClassLink:
-		return "link"
-	case ClassContact:
-		return "contact"
-	case ClassGroup:
-		return "group"
-	}
-	return fmt.Sprintf("class(%d)", uint8(c))
-}
 
 // ParseClass is the inverse of Class.String for the three classes.
 func ParseClass(s string) (Class, error) {

@@ -34,6 +34,9 @@ const (
 	ClassGroup
 )
 
+// Valid reports whether c is one of the three classes.
+func (c Class) Valid() bool { return c >= ClassLink && c <= ClassGroup }
+
 func (c Class) String() string {
 	switch c {
 	case ClassLink:
