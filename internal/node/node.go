@@ -28,6 +28,8 @@ import (
 
 	"github.com/aura-p2p/aura/internal/budget"
 	"github.com/aura-p2p/aura/internal/buildinfo"
+	"github.com/aura-p2p/aura/internal/choreo"
+	"github.com/aura-p2p/aura/internal/choreo/protocols"
 	"github.com/aura-p2p/aura/internal/core"
 	"github.com/aura-p2p/aura/internal/crdt"
 	"github.com/aura-p2p/aura/internal/journal"
@@ -37,6 +39,7 @@ import (
 	"github.com/aura-p2p/aura/internal/rpc/journalrpc"
 	"github.com/aura-p2p/aura/internal/rpc/noderpc"
 	"github.com/aura-p2p/aura/internal/rpc/peerrpc"
+	"github.com/aura-p2p/aura/internal/rpc/sessionrpc"
 	"github.com/aura-p2p/aura/internal/transport"
 )
 
@@ -62,6 +65,7 @@ type Node struct {
 	auth      core.AuthorityID
 	ledger    *budget.Ledger
 	transport *transport.Transport
+	sessions  *choreo.Runtime
 
 	gate    *rpc.Gate
 	grpc    *grpc.Server
@@ -128,7 +132,7 @@ func Start(ctx context.Context, cfg Config, d Deps) (_ *Node, err error) {
 		Clock:         d.Clock,
 		MaxBatchFacts: cfg.Journal.MaxBatchFacts,
 		Reducers:      []journal.Reducer{crdt.Reducer()},
-		Validators:    mergeValidators(crdt.Validators(), budget.Validators()),
+		Validators:    mergeValidators(crdt.Validators(), budget.Validators(), choreo.Validators()),
 	})
 	if err != nil {
 		return nil, err
@@ -162,6 +166,20 @@ func Start(ctx context.Context, cfg Config, d Deps) (_ *Node, err error) {
 		return nil, err
 	}
 	pinger := transport.NewPinger(n.transport, authz)
+	// Sessions of the embedded protocols; the relay handler serves those
+	// marked for it, so they can be run from auractl.
+	embedded, err := protocols.All()
+	if err != nil {
+		return nil, fmt.Errorf("embedded protocols: %w", err)
+	}
+	n.sessions, err = choreo.New(ctx, choreo.Options{
+		Transport: n.transport, Journal: n.journal, Signer: signer, Namespace: defaultNS, Authorizer: authz,
+		Protocols: embedded, Clock: d.Clock, Rand: d.Rand, Logger: n.log.Named("choreo"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("session runtime: %w", err)
+	}
+	n.sessions.RegisterRelay()
 	bgCtx, stopBG := context.WithCancel(context.Background())
 	n.stopBG = stopBG
 	n.bg.Add(1)
@@ -189,9 +207,10 @@ func Start(ctx context.Context, cfg Config, d Deps) (_ *Node, err error) {
 		crdtrpc.New(objects, defaultNS),
 		peerrpc.New(n.transport, pinger, n.journal, d.Clock),
 		budgetrpc.New(n.ledger, keys.DeviceID()),
+		sessionrpc.New(n.sessions, keys.DeviceID()),
 	}
 	perms, err := rpc.Merge(rpc.StandardPermissions(), noderpc.Permissions(), journalrpc.Permissions(), crdtrpc.Permissions(),
-		peerrpc.Permissions(), budgetrpc.Permissions())
+		peerrpc.Permissions(), budgetrpc.Permissions(), sessionrpc.Permissions())
 	if err != nil {
 		return nil, err
 	}
@@ -371,6 +390,10 @@ func (n *Node) closeResources() {
 	if n.stopBG != nil {
 		n.stopBG()
 		n.bg.Wait()
+	}
+	// Sessions end (and tell their peers) while the transport still runs.
+	if n.sessions != nil {
+		_ = n.sessions.Close()
 	}
 	if n.transport != nil {
 		if err := n.transport.Shutdown(); err != nil {
