@@ -120,6 +120,7 @@ per line for streams. Errors are one line on stderr.
 		newFactCmd(a),
 		newCrdtCmd(a),
 		newChoreoCmd(a),
+		newSessionCmd(a),
 		newPeerCmd(a),
 		newBudgetCmd(a),
 		newLeakageCmd(a),
