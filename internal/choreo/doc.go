@@ -102,6 +102,19 @@
 // says which peer a waiting role listens to. Machines do no I/O and keep no
 // clock; timeouts and cancellation belong to the runtime.
 //
+// # Runtime
+//
+// A Runtime (runtime.go) runs sessions of projected protocols over the
+// transport, one goroutine and one Machine per session on each device: every
+// send goes through Transport.Send with its annotations (capability, flow
+// cost, and a TypeFact per journal_facts committed with the charge), every
+// receive is checked against the machine, and anything else ends the session
+// with a typed AbortReason that the device noticing it sends to the other
+// participants. The first message to each device carries the session header
+// (protocol name and hash, role map), so participants join by themselves;
+// wire.go has the format. Records live in the journal's ext/choreo.sessions
+// bucket (store.go) and a restart aborts the sessions it finds running.
+//
 // Errors: every error carries a core sentinel via one of ErrSyntax,
 // ErrIllFormed, ErrNotRealizable (all core.ErrInvalidArgument), ErrUnknown
 // (core.ErrNotFound) and ErrViolation (core.ErrAborted). Source errors are

@@ -902,7 +902,15 @@ func (rt *Runtime) replyAbort(to []core.DeviceID, ctxOf func(core.DeviceID) core
 	default:
 		return
 	}
+	rt.mu.Lock()
+	if rt.closed {
+		rt.mu.Unlock()
+		<-rt.reply
+		return
+	}
+	// Added under the lock that Close takes before it waits.
 	rt.wg.Add(1)
+	rt.mu.Unlock()
 	go func() {
 		defer func() { <-rt.reply; rt.wg.Done() }()
 		for _, d := range to {

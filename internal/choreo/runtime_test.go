@@ -41,6 +41,7 @@ type nodeConfig struct {
 	stepTimeout time.Duration
 	noAllow     bool // the authorizer allows no session message type
 	noRelay     bool
+	sync        bool // fsync the journal, as aurad does (tests skip it)
 }
 
 func testProtocols(t testing.TB) []*choreo.Projection {
@@ -103,7 +104,7 @@ func newRNode(t testing.TB, cfg nodeConfig) *rnode {
 	for k, v := range choreo.Validators() {
 		validators[k] = v
 	}
-	j, err := journal.Open(ctx, journal.Options{Path: filepath.Join(t.TempDir(), "j.db"), Validators: validators, NoSync: true})
+	j, err := journal.Open(ctx, journal.Options{Path: filepath.Join(t.TempDir(), "j.db"), Validators: validators, NoSync: !cfg.sync})
 	if err != nil {
 		t.Fatal(err)
 	}
