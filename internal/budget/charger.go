@@ -39,3 +39,7 @@ func (c charger) Accept(ctx context.Context, e *transport.Envelope, cl transport
 	}
 	return c.l.Accept(ctx, r, cl)
 }
+
+func (c charger) ChainStart(ctx core.ContextID, peer core.DeviceID, e core.Epoch) uint64 {
+	return c.l.ChainStart(Key{Context: ctx, Peer: peer}, e)
+}

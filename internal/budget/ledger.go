@@ -91,6 +91,21 @@ type Ledger struct {
 
 	// gaps counts accepted receipts that skipped unseen ones.
 	gaps atomic.Uint64
+
+	// opened is each send chain's head as stored when the ledger opened;
+	// read-only afterwards. Every later receipt of a chain is made by this
+	// process, which is what lets the transport order frames (ChainStart).
+	opened map[Key]sendRecord
+}
+
+// ChainStart is the nonce of a send chain's last receipt that was durable
+// before this ledger opened (0 if none in that epoch). Receipts above it are
+// all handed out by this process, in nonce order.
+func (l *Ledger) ChainStart(k Key, e core.Epoch) uint64 {
+	if rec, ok := l.opened[k]; ok && rec.epoch == e {
+		return rec.nonce
+	}
+	return 0
 }
 
 // Gaps is how many accepted receipts skipped receipts this device never saw
@@ -142,6 +157,7 @@ func Open(ctx context.Context, j *journal.Journal, cfg Config, signer journal.Si
 		policy: cfg.Policy, audit: cfg.AuditNamespace,
 		send: map[Key]*sendState{}, recv: map[Key]*recvState{},
 		leak: map[core.ContextID]*leakState{}, limits: map[Key]uint64{},
+		opened: map[Key]sendRecord{},
 	}
 	if l.audit != (core.Namespace{}) {
 		if err := l.checkAudit(ctx); err != nil {
@@ -212,6 +228,7 @@ func (l *Ledger) load(bs *buckets) error {
 				return err
 			}
 			l.send[key] = &sendState{rec: rec}
+			l.opened[key] = rec
 			maxEpoch = max(maxEpoch, rec.epoch)
 			return nil
 		})

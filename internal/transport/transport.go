@@ -86,6 +86,10 @@ type Receipt struct {
 type Charger interface {
 	Charge(ctx context.Context, c Charge) (Receipt, error)
 	Accept(ctx context.Context, e *Envelope, c Class) error
+	// ChainStart is the last nonce of a send chain that was durable before
+	// this process started charging it (0 if none): the transport waits for
+	// no frame at or below it.
+	ChainStart(c core.ContextID, peer core.DeviceID, e core.Epoch) uint64
 }
 
 // Message is what a protocol asks Send to deliver.
@@ -257,7 +261,7 @@ func (t *Transport) Send(ctx context.Context, m Message) error {
 		Cost: m.Cost, Protocol: string(m.Protocol), Type: m.Type, Receipt: r.Raw, Payload: m.Payload,
 	}
 	chain := chainKey{context: m.Context, peer: m.To, epoch: r.Epoch}
-	t.seq.wait(chain, r.Nonce)
+	t.seq.wait(chain, r.Nonce, func() uint64 { return t.charger.ChainStart(m.Context, m.To, r.Epoch) })
 	// The frame is paid for: it goes out even if the caller has given up,
 	// and the chain moves on whatever happens to it.
 	err = t.wire.send(context.WithoutCancel(ctx), pid, env.Encode())
@@ -471,17 +475,20 @@ func newSequencer() *sequencer {
 	return s
 }
 
-// wait blocks until nonce is the chain's next. Charges are durable in nonce
-// order before anyone waits here, and a failed commit fails every later
-// charge of its chain too, so the nonce before this one is always on its way.
-func (s *sequencer) wait(k chainKey, nonce uint64) {
+// wait blocks until nonce is the chain's next. Every nonce above the chain's
+// start (what was durable before this process charged it) is handed out by
+// this process, charges are durable in nonce order before anyone waits here,
+// and a failed commit fails every later charge of its chain too, so the nonce
+// before this one is always on its way.
+func (s *sequencer) wait(k chainKey, nonce uint64, start func() uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.active[k]++
 	for {
 		next, ok := s.next[k]
 		if !ok {
-			next = 1
+			next = start() + 1
+			s.next[k] = next
 		}
 		// A lower nonce than expected means the ledger restarted the chain
 		// from its durable state after a failed commit.

@@ -35,25 +35,31 @@ type tnode struct {
 	authz *transport.MemberAuthorizer
 	dev   core.DeviceID
 
-	mu   sync.Mutex
-	got  []transport.Incoming
-	seen chan struct{}
+	mu    sync.Mutex
+	got   []transport.Incoming
+	seen  chan struct{}
+	close func()
 }
 
 func newTNode(t testing.TB, policy budget.Policy, opts ...func(*transport.Options)) *tnode {
 	t.Helper()
+	_, key, _ := ed25519.GenerateKey(rand.Reader)
+	return openTNode(t, filepath.Join(t.TempDir(), "j.db"), key, policy, opts...)
+}
+
+// openTNode opens (or reopens, after a restart) a device with its journal at path.
+func openTNode(t testing.TB, path string, key ed25519.PrivateKey, policy budget.Policy, opts ...func(*transport.Options)) *tnode {
+	t.Helper()
 	ctx := context.Background()
-	j, err := journal.Open(ctx, journal.Options{Path: filepath.Join(t.TempDir(), "j.db"), Validators: budget.Validators()})
+	j, err := journal.Open(ctx, journal.Options{Path: path, Validators: budget.Validators()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, key, _ := ed25519.GenerateKey(rand.Reader)
 	signer := journal.NewKeySigner(key)
 	g := journal.Genesis{Kind: core.NamespaceAuthority, Threshold: 1, Members: []journal.Member{{Device: signer.DeviceID()}}}
-	rand.Read(g.Nonce[:])
 	payload, _ := g.Encode()
 	ns := journal.NamespaceOf(core.NamespaceAuthority, payload)
-	if _, _, err := j.AppendLocal(ctx, signer, journal.Draft{Namespace: ns, TypeID: journal.TypeGenesis, Payload: payload}); err != nil {
+	if _, _, err := j.AppendLocal(ctx, signer, journal.Draft{Namespace: ns, TypeID: journal.TypeGenesis, Payload: payload}); err != nil && !errors.Is(err, core.ErrAlreadyExists) {
 		t.Fatal(err)
 	}
 	l, err := budget.Open(ctx, j, budget.Config{Policy: policy, EpochDuration: time.Hour, AuditNamespace: ns}, signer, core.SystemClock{}, zaptest.NewLogger(t))
@@ -77,10 +83,11 @@ func newTNode(t testing.TB, policy budget.Policy, opts ...func(*transport.Option
 		n.mu.Unlock()
 		n.seen <- struct{}{}
 	})
-	t.Cleanup(func() {
+	n.close = func() {
 		tr.Shutdown()
 		j.Close()
-	})
+	}
+	t.Cleanup(n.close)
 	return n
 }
 
@@ -355,5 +362,37 @@ func TestReplayedFrameIsDropped(t *testing.T) {
 	}
 	if b.received() != 1 {
 		t.Fatalf("replay delivered: %d messages", b.received())
+	}
+}
+
+// After a restart the sender's chains continue from their durable nonces; the
+// first frames must not wait for nonces an earlier process already sent.
+func TestSendingResumesAfterRestart(t *testing.T) {
+	_, key, _ := ed25519.GenerateKey(rand.Reader)
+	path := filepath.Join(t.TempDir(), "j.db")
+	a := openTNode(t, path, key, linkPolicy(100))
+	b := newTNode(t, linkPolicy(100))
+	connect(t, a, b)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for i := range 3 {
+		if err := a.send(ctx, b.dev, "msg", []byte{byte(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a.close()
+	a = openTNode(t, path, key, linkPolicy(100))
+	connect(t, a, b)
+	for i := range 3 {
+		if err := a.send(ctx, b.dev, "msg", []byte{byte(10 + i)}); err != nil {
+			t.Fatalf("send after restart: %v", err)
+		}
+	}
+	for b.received() < 6 {
+		select {
+		case <-b.seen:
+		case <-ctx.Done():
+			t.Fatalf("received %d of 6; dropped %v", b.received(), b.tr.Stats().Dropped)
+		}
 	}
 }
