@@ -261,7 +261,10 @@ func (t *Transport) Send(ctx context.Context, m Message) error {
 		Cost: m.Cost, Protocol: string(m.Protocol), Type: m.Type, Receipt: r.Raw, Payload: m.Payload,
 	}
 	chain := chainKey{context: m.Context, peer: m.To, epoch: r.Epoch}
-	t.seq.wait(chain, r.Nonce, func() uint64 { return t.charger.ChainStart(m.Context, m.To, r.Epoch) })
+	if !t.seq.wait(chain, r.Nonce, func() uint64 { return t.charger.ChainStart(m.Context, m.To, r.Epoch) }) {
+		// A bug: the frames before this one never came.
+		t.log.Error("receipt chain stalled; sending out of order", zap.Stringer("peer", m.To), zap.Uint64("nonce", r.Nonce))
+	}
 	// The frame is paid for: it goes out even if the caller has given up,
 	// and the chain moves on whatever happens to it.
 	err = t.wire.send(context.WithoutCancel(ctx), pid, env.Encode())
@@ -461,6 +464,9 @@ type chainKey struct {
 	epoch   core.Epoch
 }
 
+// maxSequenceWait bounds how long a frame waits for its chain's earlier ones.
+const maxSequenceWait = 10 * time.Second
+
 // sequencer lets the frames of a receipt chain onto the wire in nonce order.
 type sequencer struct {
 	mu     sync.Mutex
@@ -480,10 +486,21 @@ func newSequencer() *sequencer {
 // this process, charges are durable in nonce order before anyone waits here,
 // and a failed commit fails every later charge of its chain too, so the nonce
 // before this one is always on its way.
-func (s *sequencer) wait(k chainKey, nonce uint64, start func() uint64) {
+//
+// Should that reasoning ever fail, a stalled chain would silence a peer for
+// good, so after maxSequenceWait the frame goes out anyway (the receiver
+// accepts the gap) and wait reports false.
+func (s *sequencer) wait(k chainKey, nonce uint64, start func() uint64) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.active[k]++
+	deadline := time.Now().Add(maxSequenceWait)
+	timer := time.AfterFunc(maxSequenceWait, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.cond.Broadcast()
+	})
+	defer timer.Stop()
 	for {
 		next, ok := s.next[k]
 		if !ok {
@@ -493,7 +510,10 @@ func (s *sequencer) wait(k chainKey, nonce uint64, start func() uint64) {
 		// A lower nonce than expected means the ledger restarted the chain
 		// from its durable state after a failed commit.
 		if nonce <= next {
-			return
+			return true
+		}
+		if !time.Now().Before(deadline) {
+			return false
 		}
 		s.cond.Wait()
 	}
