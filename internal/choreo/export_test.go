@@ -1,7 +1,5 @@
 package choreo
 
-import "github.com/aura-p2p/aura/internal/core"
-
 // EncodeTestMsg builds a raw session message, for tests that play a peer
 // breaking the protocol. With roles set it carries a header for protocol.
 func EncodeTestMsg(id SessionID, label, from, to string, s *Session) []byte {
@@ -28,5 +26,3 @@ func DecodeTestFrame(b []byte) (SessionID, error) {
 	}
 	return f.Session, nil
 }
-
-var _ = core.Hash{}
