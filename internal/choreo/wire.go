@@ -206,7 +206,8 @@ func (r *fields) next(repeatable func(protowire.Number) bool) (protowire.Number,
 		return 0, nil, 0, false
 	}
 	num, typ, n := protowire.ConsumeTag(r.b)
-	if n < 0 || num < r.last || (num == r.last && !repeatable(num)) {
+	// Minimal varints keep the encoding canonical: one record, one byte string.
+	if n < 0 || n != protowire.SizeTag(num) || num < r.last || (num == r.last && !repeatable(num)) {
 		r.err = errBadFrame
 		return 0, nil, 0, false
 	}
@@ -215,7 +216,7 @@ func (r *fields) next(repeatable func(protowire.Number) bool) (protowire.Number,
 	switch typ {
 	case protowire.BytesType:
 		v, n := protowire.ConsumeBytes(r.b)
-		if n < 0 {
+		if n < 0 || n != protowire.SizeBytes(len(v)) {
 			r.err = errBadFrame
 			return 0, nil, 0, false
 		}
@@ -223,7 +224,7 @@ func (r *fields) next(repeatable func(protowire.Number) bool) (protowire.Number,
 		return num, v, 0, true
 	case protowire.VarintType:
 		v, n := protowire.ConsumeVarint(r.b)
-		if n < 0 {
+		if n < 0 || n != protowire.SizeVarint(v) {
 			r.err = errBadFrame
 			return 0, nil, 0, false
 		}

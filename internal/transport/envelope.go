@@ -95,7 +95,7 @@ func DecodeEnvelope(b []byte) (*Envelope, error) {
 	off := 0
 	for want := fVersion; want <= fPayload; want++ {
 		num, typ, n := protowire.ConsumeTag(b[off:])
-		if n < 0 || num != want {
+		if n < 0 || n != protowire.SizeTag(num) || num != want {
 			return bad("field %d missing or out of order", want)
 		}
 		off += n

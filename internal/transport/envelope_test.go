@@ -45,6 +45,7 @@ func TestDecodeEnvelopeRejects(t *testing.T) {
 		"empty type":    noType.Encode(),
 		"wrong version": append([]byte{0x08, 0x02}, good[2:]...),
 		"no protocol":   func() []byte { e := sampleEnvelope(); e.Protocol = ""; return e.Encode() }(),
+		"overlong tag":  append([]byte{0x88, 0x00}, good[1:]...),
 	} {
 		if _, err := DecodeEnvelope(b); !errors.Is(err, ErrBadFrame) {
 			t.Errorf("%s: %v", name, err)
