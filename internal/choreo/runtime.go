@@ -961,6 +961,13 @@ func (rt *Runtime) receive(_ context.Context, in transport.Incoming) {
 			rt.lateAbort(s, r)
 		default:
 			s.cancel(r)
+			// The session may be past its last step and only recording its
+			// outcome; then the cancel comes too late, and the abort is
+			// applied as a late one once the record is written.
+			go func() {
+				<-s.done
+				rt.lateAbort(s, r)
+			}()
 		}
 	case TypeMsg, TypeJoin:
 		if s != nil {
