@@ -124,8 +124,14 @@ func (t *Transport) Addrs() []string {
 // ID is the host's peer id.
 func (t *Transport) ID() peer.ID { return t.host.ID() }
 
-// Shutdown closes the host after stopping the loops.
+// drainTimeout bounds how long Shutdown waits for peers to take in what was
+// already sent.
+const drainTimeout = time.Second
+
+// Shutdown lets peers take in the frames already written, stops the loops and
+// closes the host.
 func (t *Transport) Shutdown() error {
+	t.streams.drain(drainTimeout)
 	t.cancel()
 	for _, c := range t.closers {
 		_ = c()

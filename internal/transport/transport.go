@@ -151,6 +151,8 @@ type Transport struct {
 	authz   Authorizer
 	charger Charger
 	wire    wire
+	// streams is the real stream layer under wire, drained on shutdown.
+	streams *streamWire
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -205,7 +207,8 @@ func newTransport(h host.Host, self core.DeviceID, o Options, mis *misbehaviour)
 	}
 	h.SetStreamHandler(ProtocolEnvelope, t.serveStream)
 	t.misbehave = mis
-	t.wire = newStreamWire(h)
+	t.streams = newStreamWire(h)
+	t.wire = t.streams
 	return t
 }
 

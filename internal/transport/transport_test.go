@@ -392,7 +392,13 @@ func TestSendingResumesAfterRestart(t *testing.T) {
 		select {
 		case <-b.seen:
 		case <-ctx.Done():
-			t.Fatalf("received %d of 6; dropped %v", b.received(), b.tr.Stats().Dropped)
+			b.mu.Lock()
+			var got []byte
+			for _, m := range b.got {
+				got = append(got, m.Payload...)
+			}
+			b.mu.Unlock()
+			t.Fatalf("received %d of 6 (%v); stats %+v; sender stats %+v", b.received(), got, b.tr.Stats(), a.tr.Stats())
 		}
 	}
 }

@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"sync"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
@@ -74,4 +76,37 @@ func (w *streamWire) send(ctx context.Context, to peer.ID, frame []byte) error {
 			return err
 		}
 	}
+}
+
+// drain closes every outbound stream for writing and waits, up to timeout,
+// for each receiver to close its side: it reads frames in order until it sees
+// the end, so a closed side means every frame written was taken in. Without
+// this, frames still in buffers when the host closes are lost.
+func (w *streamWire) drain(timeout time.Duration) {
+	w.mu.Lock()
+	streams := make([]*outStream, 0, len(w.streams))
+	for _, o := range w.streams {
+		streams = append(streams, o)
+	}
+	w.mu.Unlock()
+	deadline := time.Now().Add(timeout)
+	var wg sync.WaitGroup
+	for _, o := range streams {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			o.mu.Lock()
+			defer o.mu.Unlock()
+			if o.s == nil {
+				return
+			}
+			if o.w.Flush() == nil && o.s.CloseWrite() == nil {
+				_ = o.s.SetReadDeadline(deadline)
+				_, _ = io.Copy(io.Discard, o.s)
+			}
+			_ = o.s.Close()
+			o.s, o.w = nil, nil
+		}()
+	}
+	wg.Wait()
 }
