@@ -112,6 +112,10 @@ func (d *device) get(k Key) Entry {
 // dump returns every key and value under ext/budget.
 func (d *device) dump() map[string]string {
 	d.t.Helper()
+	// Accepted receipts are committed in the background: read behind them.
+	if err := d.l.barrier(context.Background(), func(*buckets) error { return nil }); err != nil {
+		d.t.Fatal(err)
+	}
 	out := map[string]string{}
 	var walk func(prefix string, b *bolt.Bucket) error
 	walk = func(prefix string, b *bolt.Bucket) error {

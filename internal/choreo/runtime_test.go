@@ -519,6 +519,25 @@ func TestPeerVanishes(t *testing.T) {
 	g.wait(t)
 	c.rt.Close()
 	c.tr.Shutdown()
+	// A write can succeed locally until B's host notices the connection is
+	// gone; vanishing means B knows, so wait for that.
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		ps, err := b.tr.Peers(context.Background(), b.j)
+		if err != nil {
+			t.Fatal(err)
+		}
+		connected := false
+		for _, p := range ps {
+			connected = connected || (p.Device == c.dev && p.Connected)
+		}
+		if !connected {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("B still sees C connected")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	close(g.release)
 	wantAbort(t, waitSession(t, b, s.ID), choreo.AbortUnreachable)
 	ga := waitSession(t, a, s.ID)
@@ -605,7 +624,10 @@ func TestRestartAbortsRunningSessions(t *testing.T) {
 	if got.Reason.Detail != "daemon restarted" || got.Ended.IsZero() {
 		t.Fatalf("reason %+v", got.Reason)
 	}
-	// Completed sessions come back as they were.
+	// Completed sessions come back as they were (once B has recorded it).
+	if _, err := b.rt.Wait(context.Background(), s.ID); err != nil {
+		t.Fatal(err)
+	}
 	rt3, err := choreo.New(context.Background(), b.opts)
 	if err != nil {
 		t.Fatal(err)
