@@ -83,6 +83,31 @@ func TestThreeDaemonsPingEachOther(t *testing.T) {
 	if b.Budget.Spent != "6" || b.Budget.Received != "6" {
 		t.Fatalf("budget 0->1: %+v", b.Budget)
 	}
+	// The operator lowers the limit to what is already spent: the next ping
+	// is refused before anything is sent, with ResourceExhausted.
+	if out, code := ctl(t, dirs[0], "budget", "set", rs[1].DeviceID, "6"); code != 0 {
+		t.Fatalf("budget set: %s", out)
+	}
+	if out, code := ctl(t, dirs[0], "peer", "ping", rs[1].DeviceID); code != 8 || !strings.Contains(out, "resource exhausted") {
+		t.Fatalf("ping past the limit: exit %d: %s", code, out)
+	}
+	ctlJSON(t, dirs[0], &b, "budget", "show", rs[1].DeviceID)
+	if b.Budget.Spent != "6" {
+		t.Fatalf("a refused ping was charged: %+v", b.Budget)
+	}
+	for _, tc := range []struct {
+		args []string
+		code int
+	}{
+		{[]string{"budget", "show", "nobody"}, 4},
+		{[]string{"budget", "show", rs[0].DeviceID}, 4},
+		{[]string{"budget", "set", rs[1].DeviceID, "lots"}, 2},
+		{[]string{"leakage", "show", "context/zz"}, 4},
+	} {
+		if out, code := ctl(t, dirs[0], tc.args...); code != tc.code {
+			t.Errorf("%v: exit %d, want %d: %s", tc.args, code, tc.code, out)
+		}
+	}
 	var peers struct {
 		Peers []struct {
 			DeviceID  string `json:"device_id"`
