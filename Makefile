@@ -71,16 +71,18 @@ tidy-check: ## Fail if go.mod/go.sum are not tidy
 .PHONY: fuzz
 fuzz: ## Fuzz every target for FUZZTIME each (default 60s)
 	@# A finding is an input Go writes under testdata/fuzz, which then fails
-	@# every later `go test` as a seed. On a loaded machine the engine itself
-	@# can give up on a slow worker without any input; that is reported, not
-	@# counted as a finding.
+	@# every later `go test` as a seed. Go 1.26's fuzz coordinator can also
+	@# fail a run with a bare "context deadline exceeded" at the -fuzztime
+	@# boundary and no input (golang/go#75804, fixed in Go 1.27): reported,
+	@# not counted. Any other failure fails.
 	@for pkg in $(FUZZ_PKGS); do \
 		for target in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
 			echo "fuzz $$pkg $$target ($(FUZZTIME))"; \
 			out=$$(mktemp); \
 			if ! $(GO) test -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) -parallel 1 $$pkg >$$out 2>&1; then \
-				if grep -q 'Failing input written to' $$out; then cat $$out; rm -f $$out; exit 1; fi; \
-				echo "  the fuzzing engine stopped without a failing input:"; grep -v '^fuzz: elapsed' $$out | tail -5; \
+				if grep -q 'Failing input written to' $$out || ! grep -q 'context deadline exceeded' $$out; then \
+					cat $$out; rm -f $$out; exit 1; fi; \
+				echo "  fuzz coordinator deadline race (golang/go#75804), no failing input:"; grep -v '^fuzz: elapsed' $$out | tail -4; \
 			fi; \
 			rm -f $$out; \
 		done; \
