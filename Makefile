@@ -76,7 +76,8 @@ fuzz: ## Fuzz every target for FUZZTIME each (default 60s)
 	@# boundary and no input (golang/go#75804, fixed in Go 1.27): reported,
 	@# not counted. Any other failure fails.
 	@for pkg in $(FUZZ_PKGS); do \
-		for target in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+		list=$$($(GO) test -list '^Fuzz' $$pkg) || { echo "$$list"; exit 1; }; \
+		for target in $$(echo "$$list" | grep '^Fuzz'); do \
 			echo "fuzz $$pkg $$target ($(FUZZTIME))"; \
 			out=$$(mktemp); \
 			if ! $(GO) test -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) -parallel 1 $$pkg >$$out 2>&1; then \
