@@ -184,7 +184,8 @@ func decodeUpdate(b []byte) (update, error) {
 		return bad("unknown operation")
 	}
 	n, k := binary.Uvarint(b[2:])
-	if k <= 0 || n > uint64(len(b)-2-k) {
+	// Minimal varints only: one update, one encoding.
+	if k <= 0 || k != len(binary.AppendUvarint(nil, n)) || n > uint64(len(b)-2-k) {
 		return bad("name length")
 	}
 	off := 2 + k
@@ -195,7 +196,7 @@ func decodeUpdate(b []byte) (update, error) {
 	rest := b[off+int(n):]
 	if u.op == OpCounterAdd {
 		v, k := binary.Varint(rest)
-		if k <= 0 || k != len(rest) || v == 0 {
+		if k <= 0 || k != len(rest) || k != len(binary.AppendVarint(nil, v)) || v == 0 {
 			return bad("counter amount")
 		}
 		u.amount = v
