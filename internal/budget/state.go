@@ -18,16 +18,6 @@ const (
 	ClassGroup   = transport.ClassGroup
 )
 
-// ParseClass is the inverse of Class.String for the three classes.
-func ParseClass(s string) (Class, error) {
-	for c := ClassLink; c <= ClassGroup; c++ {
-		if c.String() == s {
-			return c, nil
-		}
-	}
-	return 0, fmt.Errorf("budget class %q: want link, contact or group: %w", s, core.ErrInvalidArgument)
-}
-
 // Key names one flow budget: what this device may send Peer in Context (and,
 // on the receive side, what Peer may send this device there).
 type Key struct {

@@ -233,15 +233,3 @@ func TestZeroPolicyDenies(t *testing.T) {
 		}
 	}
 }
-
-func TestClassNames(t *testing.T) {
-	for c := ClassLink; c <= ClassGroup; c++ {
-		got, err := ParseClass(c.String())
-		if err != nil || got != c {
-			t.Fatalf("%v: %v %v", c, got, err)
-		}
-	}
-	if _, err := ParseClass("mesh"); !errors.Is(err, core.ErrInvalidArgument) {
-		t.Fatal(err)
-	}
-}

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	bolt "go.etcd.io/bbolt"
+	"go.uber.org/zap"
 
 	"github.com/aura-p2p/aura/internal/core"
 )
@@ -308,7 +309,7 @@ func (j *Journal) commitBatch(batch []*request) {
 			continue
 		}
 		if err != nil {
-			j.log.Warn("journal commit failed", zappedErr(err))
+			j.log.Warn("journal commit failed", zap.Error(err))
 			for i := range results {
 				results[i] = &result{err: fmt.Errorf("commit: %w: %w", err, core.ErrUnavailable)}
 			}

@@ -161,9 +161,6 @@ func (j *Journal) Close() error {
 	return j.db.Close()
 }
 
-// Path returns the file the journal lives in.
-func (j *Journal) Path() string { return j.db.Path() }
-
 // lamportClock hands out lamport values for local facts: one more than the
 // highest seen in the namespace, never the same twice.
 type lamportClock struct {

@@ -6,12 +6,9 @@ import (
 	"slices"
 
 	bolt "go.etcd.io/bbolt"
-	"go.uber.org/zap"
 
 	"github.com/aura-p2p/aura/internal/core"
 )
-
-func zappedErr(err error) zap.Field { return zap.Error(err) }
 
 // txState is one write transaction's view: the buckets, and counters and
 // namespace records that are written once at the end.

@@ -324,9 +324,6 @@ func (n *Node) listen() error {
 // TCPAddr is the bound remote-control address, or nil.
 func (n *Node) TCPAddr() net.Addr { return n.tcpAddr }
 
-// Journal gives in-process embedders and tests the node's fact store.
-func (n *Node) Journal() *journal.Journal { return n.journal }
-
 // Stats implements noderpc.Daemon.
 func (n *Node) Stats(ctx context.Context) (journal.Stats, error) { return n.journal.Stats(ctx) }
 
@@ -338,12 +335,6 @@ func (n *Node) Network() noderpc.Network {
 		ConnectedPeers: st.ConnectedPeers,
 	}
 }
-
-// Transport gives in-process tests the node's network edge.
-func (n *Node) Transport() *transport.Transport { return n.transport }
-
-// P2PAddrs are the bound libp2p addresses, each ending in /p2p/<peer id>.
-func (n *Node) P2PAddrs() []string { return n.transport.Addrs() }
 
 // RequestShutdown starts a graceful shutdown (the Shutdown RPC).
 func (n *Node) RequestShutdown() {

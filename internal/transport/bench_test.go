@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"math"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -25,7 +26,7 @@ import (
 // both ends), with 1 and 16 concurrent senders to one peer.
 func BenchmarkGuardChainSend(b *testing.B) {
 	for _, senders := range []int{1, 16} {
-		b.Run("senders="+itoa(senders), func(b *testing.B) {
+		b.Run("senders="+strconv.Itoa(senders), func(b *testing.B) {
 			a, r := newTNode(b, linkPolicy(math.MaxUint32)), newTNode(b, linkPolicy(math.MaxUint32))
 			connect(b, a, r)
 			ctx := context.Background()
@@ -177,11 +178,4 @@ func floodPeer(ctx context.Context, b *testing.B, victim *tnode, count *atomic.I
 		}
 		h.Close()
 	}
-}
-
-func itoa(n int) string {
-	if n < 10 {
-		return string(rune('0' + n))
-	}
-	return itoa(n/10) + string(rune('0'+n%10))
 }

@@ -121,9 +121,6 @@ func (t *Transport) Addrs() []string {
 	return out
 }
 
-// ID is the host's peer id.
-func (t *Transport) ID() peer.ID { return t.host.ID() }
-
 // drainTimeout bounds how long Shutdown waits for peers to take in what was
 // already sent.
 const drainTimeout = time.Second

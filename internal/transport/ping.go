@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/protocol"
+	"go.uber.org/zap"
 
 	"github.com/aura-p2p/aura/internal/core"
 )
@@ -53,7 +54,7 @@ func (p *Pinger) handle(ctx context.Context, m Incoming) {
 		// The answer pays its own way through the guard chain.
 		err := p.t.Send(ctx, Message{Protocol: ProtocolPing, Context: m.Context, To: m.From, Type: TypePong, Cost: PingCost, Leakage: pingLeakage, Payload: m.Payload})
 		if err != nil {
-			p.t.log.Debug("pong not sent", zapErr(err))
+			p.t.log.Debug("pong not sent", zap.Error(err))
 		}
 	case TypePong:
 		if len(m.Payload) != 8 {

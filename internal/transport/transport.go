@@ -458,8 +458,6 @@ func (m *misbehaviour) banList() []peer.ID {
 	return out
 }
 
-func zapErr(err error) zap.Field { return zap.Error(err) }
-
 // chainKey names one receipt chain.
 type chainKey struct {
 	context core.ContextID
