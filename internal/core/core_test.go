@@ -49,3 +49,15 @@ func TestDefaultDataDir(t *testing.T) {
 		}
 	}
 }
+
+func TestParseContextRef(t *testing.T) {
+	c := ContextID{0xab}
+	for _, s := range []string{c.String(), "context/" + c.String()} {
+		if got, err := ParseContextRef(s); err != nil || got != c {
+			t.Fatalf("%q: %v %v", s, got, err)
+		}
+	}
+	if _, err := ParseContextRef("authority/" + c.String()); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatal("an authority namespace parsed as a context")
+	}
+}

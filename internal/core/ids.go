@@ -4,6 +4,7 @@ import (
 	"crypto/ed25519"
 	"encoding/hex"
 	"fmt"
+	"strings"
 )
 
 // DeviceID is a device's Ed25519 public key. The libp2p peer ID is derived from
@@ -62,6 +63,12 @@ func ParseAuthorityID(s string) (AuthorityID, error) {
 		return AuthorityID{}, fmt.Errorf("authority id: %w", err)
 	}
 	return AuthorityID(h), nil
+}
+
+// ParseContextRef accepts a context as clients write it: "context/<hex>",
+// the namespace form, or the bare hex id.
+func ParseContextRef(s string) (ContextID, error) {
+	return ParseContextID(strings.TrimPrefix(s, "context/"))
 }
 
 // ParseContextID decodes the hex form of a ContextID.

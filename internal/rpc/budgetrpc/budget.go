@@ -4,7 +4,6 @@ package budgetrpc
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	"google.golang.org/grpc"
 
@@ -48,10 +47,6 @@ func Permissions() rpc.Permissions {
 	}
 }
 
-func parseContext(s string) (core.ContextID, error) {
-	return core.ParseContextID(strings.TrimPrefix(s, "context/"))
-}
-
 // key parses (context, peer); an empty context is the pairwise link context.
 func (s *Service) key(ctxID, peer string) (budget.Key, error) {
 	d, err := transport.ParseDevice(peer)
@@ -63,7 +58,7 @@ func (s *Service) key(ctxID, peer string) (budget.Key, error) {
 	}
 	k := budget.Key{Context: transport.LinkContext(s.self, d), Peer: d}
 	if ctxID != "" {
-		if k.Context, err = parseContext(ctxID); err != nil {
+		if k.Context, err = core.ParseContextRef(ctxID); err != nil {
 			return budget.Key{}, err
 		}
 	}
@@ -133,7 +128,7 @@ func (s *Service) ListReceipts(ctx context.Context, req *budgetv1.ListReceiptsRe
 }
 
 func (s *Service) GetLeakage(ctx context.Context, req *budgetv1.GetLeakageRequest) (*budgetv1.GetLeakageResponse, error) {
-	c, err := parseContext(req.GetContext())
+	c, err := core.ParseContextRef(req.GetContext())
 	if err != nil {
 		return nil, err
 	}

@@ -140,7 +140,7 @@ func (s *Service) Ping(req *peerv1.PingRequest, stream peerv1.PeerService_PingSe
 	}
 	var cid *core.ContextID
 	if req.GetContext() != "" {
-		c, err := core.ParseContextID(strings.TrimPrefix(req.GetContext(), "context/"))
+		c, err := core.ParseContextRef(req.GetContext())
 		if err != nil {
 			return err
 		}

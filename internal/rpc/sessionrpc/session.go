@@ -6,7 +6,6 @@ import (
 	"context"
 	"fmt"
 	"sort"
-	"strings"
 	"time"
 
 	"google.golang.org/grpc"
@@ -75,7 +74,7 @@ func (s *Service) StartSession(ctx context.Context, req *sessionv1.StartSessionR
 	}
 	o := choreo.StartOptions{Choices: req.GetChoices()}
 	if c := req.GetContext(); c != "" {
-		id, err := core.ParseContextID(strings.TrimPrefix(c, "context/"))
+		id, err := core.ParseContextRef(c)
 		if err != nil {
 			return nil, err
 		}
