@@ -17,4 +17,6 @@ var (
 	ErrPermissionDenied   = errors.New("permission denied")
 	ErrUnauthenticated    = errors.New("unauthenticated")
 	ErrInternal           = errors.New("internal error")
+	// ErrDataLoss: stored data is damaged. Never caused by client input.
+	ErrDataLoss = errors.New("data loss")
 )

@@ -274,7 +274,7 @@ func (j *Journal) commitBatch(batch []*request) {
 	for {
 		var published []StoredFact
 		failed := -1
-		err := j.db.Update(func(tx *bolt.Tx) error {
+		err := j.update(func(tx *bolt.Tx) error {
 			st, err := newTxState(tx, j)
 			if err != nil {
 				return err
@@ -310,8 +310,11 @@ func (j *Journal) commitBatch(batch []*request) {
 		}
 		if err != nil {
 			j.log.Warn("journal commit failed", zap.Error(err))
+			if !errors.Is(err, core.ErrDataLoss) {
+				err = fmt.Errorf("%w: %w", err, core.ErrUnavailable)
+			}
 			for i := range results {
-				results[i] = &result{err: fmt.Errorf("commit: %w: %w", err, core.ErrUnavailable)}
+				results[i] = &result{err: fmt.Errorf("commit: %w", err)}
 			}
 		} else {
 			for _, sf := range published {
@@ -329,7 +332,7 @@ func (j *Journal) commitBatch(batch []*request) {
 // ViewExt reads the extension bucket ext/<owner> in a read transaction; fn gets
 // nil when the bucket does not exist yet. Values are only valid inside fn.
 func (j *Journal) ViewExt(ctx context.Context, owner string, fn func(b *bolt.Bucket) error) error {
-	return j.db.View(func(tx *bolt.Tx) error {
+	return j.view(func(tx *bolt.Tx) error {
 		return fn(tx.Bucket(bucketExt).Bucket([]byte(owner)))
 	})
 }

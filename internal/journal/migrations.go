@@ -60,6 +60,14 @@ func migrate(db *bolt.DB, createdBy string, log *zap.Logger) error {
 		if have == SchemaVersion {
 			return nil
 		}
+		if have == 0 {
+			// Only a file bbolt has just created may be set up from nothing:
+			// buckets without a schema version mean a lost meta bucket, and
+			// "migrating" would paper over the damage.
+			if k, _ := tx.Cursor().First(); k != nil {
+				return fmt.Errorf("%w: the file holds buckets but no schema version (meta bucket lost?)", ErrDamaged)
+			}
+		}
 		for _, m := range migrations {
 			if m.to <= have {
 				continue

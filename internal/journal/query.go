@@ -16,7 +16,7 @@ import (
 // Get returns a fact by id.
 func (j *Journal) Get(ctx context.Context, id core.FactID) (StoredFact, error) {
 	var out StoredFact
-	err := j.db.View(func(tx *bolt.Tx) error {
+	err := j.view(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucketIDs).Get(id[:])
 		if v == nil {
 			return fmt.Errorf("fact %s: %w", id, core.ErrNotFound)
@@ -115,7 +115,7 @@ func (j *Journal) listLog(q ListQuery) ([]StoredFact, string, error) {
 	}
 	var out []StoredFact
 	var next string
-	err := j.db.View(func(tx *bolt.Tx) error {
+	err := j.view(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketLog).Cursor()
 		var last uint64
 		for k, v := c.Seek(u64(start)); k != nil; k, v = c.Next() {
@@ -154,7 +154,7 @@ func (j *Journal) listNamespace(q ListQuery) ([]StoredFact, string, error) {
 	}
 	var out []StoredFact
 	var next string
-	err := j.db.View(func(tx *bolt.Tx) error {
+	err := j.view(func(tx *bolt.Tx) error {
 		if tx.Bucket(bucketNamespaces).Get(nsKey(*q.Namespace)) == nil {
 			return fmt.Errorf("namespace %s: %w", q.Namespace, core.ErrNotFound)
 		}
@@ -178,9 +178,13 @@ func (j *Journal) listNamespace(q ListQuery) ([]StoredFact, string, error) {
 				return nil
 			}
 			last = append(last[:0], k...)
-			sf, err := DecodeSignedFact(append([]byte(nil), v...))
+			fk, err := parseFactKey(k)
 			if err != nil {
-				return fmt.Errorf("stored fact: %w: %w", err, ErrCorrupt)
+				return err
+			}
+			sf, err := decodeStored(fk, v)
+			if err != nil {
+				return err
 			}
 			if q.TypeID != "" && sf.TypeID != q.TypeID {
 				continue
@@ -199,7 +203,7 @@ func (j *Journal) listNamespace(q ListQuery) ([]StoredFact, string, error) {
 // Members returns a namespace's member devices, sorted.
 func (j *Journal) Members(ctx context.Context, ns core.Namespace) ([]core.DeviceID, error) {
 	var out []core.DeviceID
-	err := j.db.View(func(tx *bolt.Tx) error {
+	err := j.view(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucketNamespaces).Get(nsKey(ns))
 		if v == nil {
 			return fmt.Errorf("namespace %s: %w", ns, core.ErrNotFound)

@@ -142,8 +142,8 @@ func (st *txState) refold(r Reducer, sf *SignedFact, key []byte) ([]byte, error)
 				return nil, fmt.Errorf("indexed fact %s missing: %w", k.ID, ErrCorrupt)
 			}
 			var err error
-			if f, err = DecodeSignedFact(raw); err != nil {
-				return nil, fmt.Errorf("fact %s: %w: %w", k.ID, err, ErrCorrupt)
+			if f, err = decodeStoredBody(k, raw); err != nil {
+				return nil, err
 			}
 		}
 		var err error
@@ -177,7 +177,7 @@ func splitState(v []byte) (FactKey, []byte, error) {
 
 // State returns a reducer's state for one key, or found=false.
 func (j *Journal) State(ctx context.Context, reducer string, ns core.Namespace, key []byte) (state []byte, found bool, err error) {
-	err = j.db.View(func(tx *bolt.Tx) error {
+	err = j.view(func(tx *bolt.Tx) error {
 		rb := tx.Bucket(bucketState).Bucket([]byte(reducer))
 		if rb == nil {
 			return nil
@@ -200,7 +200,7 @@ func (j *Journal) State(ctx context.Context, reducer string, ns core.Namespace, 
 // ScanState calls fn for a reducer's keys in a namespace in key order, starting
 // after the given key (nil for the start), until fn returns false or limit keys.
 func (j *Journal) ScanState(ctx context.Context, reducer string, ns core.Namespace, after []byte, limit int, fn func(key, state []byte) bool) error {
-	return j.db.View(func(tx *bolt.Tx) error {
+	return j.view(func(tx *bolt.Tx) error {
 		rb := tx.Bucket(bucketState).Bucket([]byte(reducer))
 		if rb == nil {
 			return nil

@@ -20,7 +20,7 @@ var (
 	// ErrNewerSchema: the file was written by a newer aurad; refusing protects it.
 	ErrNewerSchema = fmt.Errorf("journal written by a newer schema: %w", core.ErrFailedPrecondition)
 	// ErrCorrupt: stored bytes do not decode. Never caused by client input.
-	ErrCorrupt = fmt.Errorf("journal corrupt: %w", core.ErrInternal)
+	ErrCorrupt = fmt.Errorf("journal corrupt: %w", core.ErrDataLoss)
 	// ErrClosed: the journal is shutting down or closed.
 	ErrClosed = fmt.Errorf("journal closed: %w", core.ErrUnavailable)
 	// ErrLocked: another process holds the file.
@@ -71,6 +71,7 @@ type Journal struct {
 
 	lamports lamportClock
 	hub      *hub
+	failure  *failure
 }
 
 // Open opens or creates the store at opts.Path, migrates it to the current
@@ -91,12 +92,27 @@ func Open(ctx context.Context, opts Options) (*Journal, error) {
 	if err := os.MkdirAll(filepath.Dir(opts.Path), 0o700); err != nil {
 		return nil, fmt.Errorf("journal dir: %w", err)
 	}
-	db, err := bolt.Open(opts.Path, 0o600, &bolt.Options{
-		Timeout: opts.LockTimeout,
-		// The map freelist is faster for large files, and persisting it
-		// (NoFreelistSync false) keeps Open from scanning the whole file.
-		FreelistType: bolt.FreelistMapType,
-		NoSync:       opts.NoSync,
+	// A file that exists is checked before bbolt maps it: bbolt trusts its
+	// meta and freelist pages and panics or faults on damaged ones. Only a
+	// file that does not exist yet is created.
+	if _, err := os.Stat(opts.Path); err == nil {
+		if err := quickCheck(opts.Path); err != nil {
+			return nil, err
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("journal file: %w", err)
+	}
+	var db *bolt.DB
+	err := guarded(func() error {
+		var err error
+		db, err = bolt.Open(opts.Path, 0o600, &bolt.Options{
+			Timeout: opts.LockTimeout,
+			// The map freelist is faster for large files, and persisting it
+			// (NoFreelistSync false) keeps Open from scanning the whole file.
+			FreelistType: bolt.FreelistMapType,
+			NoSync:       opts.NoSync,
+		})
+		return err
 	})
 	if errors.Is(err, bolt.ErrTimeout) {
 		return nil, fmt.Errorf("%s: %w", opts.Path, ErrLocked)
@@ -115,30 +131,36 @@ func Open(ctx context.Context, opts Options) (*Journal, error) {
 		closing:    make(chan struct{}),
 		writerD:    make(chan struct{}),
 		lamports:   lamportClock{max: map[core.Namespace]uint64{}},
+		failure:    newFailure(),
 	}
-	if err := migrate(db, opts.CreatedBy, opts.Logger); err != nil {
+	if err := guarded(func() error { return migrate(db, opts.CreatedBy, opts.Logger) }); err != nil {
 		db.Close()
 		return nil, err
 	}
 	var lastSeq uint64
-	err = db.View(func(tx *bolt.Tx) error {
-		lastSeq = getU64(tx.Bucket(bucketMeta).Get(keyLastSeq))
-		return tx.Bucket(bucketNamespaces).ForEach(func(k, v []byte) error {
-			ns, err := parseNSKey(k)
-			if err != nil {
+	err = guarded(func() error {
+		return db.View(func(tx *bolt.Tx) error {
+			if err := checkSchema(tx, &CheckReport{}); err != nil {
 				return err
 			}
-			r, err := decodeNSRecord(v)
-			if err != nil {
-				return err
-			}
-			j.lamports.observe(ns, r.maxLamport)
-			return nil
+			lastSeq = getU64(tx.Bucket(bucketMeta).Get(keyLastSeq))
+			return tx.Bucket(bucketNamespaces).ForEach(func(k, v []byte) error {
+				ns, err := parseNSKey(k)
+				if err != nil {
+					return err
+				}
+				r, err := decodeNSRecord(v)
+				if err != nil {
+					return err
+				}
+				j.lamports.observe(ns, r.maxLamport)
+				return nil
+			})
 		})
 	})
 	if err != nil {
 		db.Close()
-		return nil, fmt.Errorf("load namespaces: %w", err)
+		return nil, fmt.Errorf("open journal %s: %w", opts.Path, err)
 	}
 	j.hub = newHub(lastSeq)
 	go j.writer()
@@ -193,7 +215,7 @@ type Stats struct {
 // Stats reads the journal's counters.
 func (j *Journal) Stats(ctx context.Context) (Stats, error) {
 	var s Stats
-	err := j.db.View(func(tx *bolt.Tx) error {
+	err := j.view(func(tx *bolt.Tx) error {
 		m := tx.Bucket(bucketMeta)
 		s.Facts = getU64(m.Get(keyFactCount))
 		s.LastSeq = getU64(m.Get(keyLastSeq))

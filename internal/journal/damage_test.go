@@ -1,0 +1,476 @@
+package journal
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/aura-p2p/aura/internal/core"
+)
+
+// pristine is a closed journal file with facts in two namespaces, reducer
+// state and an extension store, and what it holds.
+type pristine struct {
+	path  string
+	ids   map[core.FactID]bool
+	ext   map[string]string
+	pages uint64
+}
+
+// buildPristine writes n facts in batches (one commit each, so building is
+// quick) and an extension store of 200 keys.
+func buildPristine(t testing.TB, dir string, n int) *pristine {
+	t.Helper()
+	path := filepath.Join(dir, "journal.db")
+	j, err := Open(context.Background(), Options{Path: path, Reducers: []Reducer{sumReducer{}}, NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &pristine{path: path, ids: map[core.FactID]bool{}, ext: map[string]string{}}
+	a, b := seededSigner(1), seededSigner(2)
+	nsA := foundTB(t, j, a, a)
+	nsB := foundTB(t, j, b, a, b)
+	for _, ns := range []core.Namespace{nsA, nsB} {
+		st, _, _ := j.List(context.Background(), ListQuery{Namespace: &ns, PageSize: MaxPageSize})
+		for _, f := range st {
+			p.ids[f.ID] = true
+		}
+	}
+	const batch = 250
+	for i := 0; i < n; i += batch {
+		var txn Txn
+		for k := i; k < min(i+batch, n); k++ {
+			signer, ns := a, nsA
+			if k%3 == 0 {
+				signer, ns = b, nsB
+			}
+			typ := "app.note/v1"
+			if k%5 == 0 {
+				typ = "app.sum/v1"
+			}
+			sf, err := j.SignLocal(signer, Draft{Namespace: ns, TypeID: typ, Payload: []byte(fmt.Sprintf("fact %06d %s", k, bytes.Repeat([]byte{'x'}, 150)))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			txn.Facts = append(txn.Facts, sf)
+			p.ids[sf.ID] = true
+		}
+		if _, err := j.Commit(context.Background(), txn); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err = j.Commit(context.Background(), Txn{Ops: []TxOp{func(tx *ExtTx) error {
+		bk, err := tx.Bucket("test.owner")
+		if err != nil {
+			return err
+		}
+		sub, err := bk.CreateBucketIfNotExists([]byte("nested"))
+		if err != nil {
+			return err
+		}
+		for i := range 200 {
+			k, v := fmt.Sprintf("k%03d", i), fmt.Sprintf("v%03d", i)
+			p.ext[k] = v
+			if err := sub.Put([]byte(k), []byte(v)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	m, err := readMetasFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.pages = m.pgid
+	return p
+}
+
+func foundTB(t testing.TB, j *Journal, author *KeySigner, members ...*KeySigner) core.Namespace {
+	t.Helper()
+	g := Genesis{Kind: core.NamespaceContext, Threshold: 1}
+	for _, m := range members {
+		g.Members = append(g.Members, Member{Device: m.DeviceID()})
+	}
+	payload, err := g.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns := NamespaceOf(core.NamespaceContext, payload)
+	if _, _, err := j.AppendLocal(context.Background(), author, Draft{Namespace: ns, TypeID: TypeGenesis, Payload: payload}); err != nil {
+		t.Fatal(err)
+	}
+	return ns
+}
+
+func readMetasFile(path string) (boltMeta, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return boltMeta{}, err
+	}
+	defer f.Close()
+	fi, _ := f.Stat()
+	return readMetas(f, fi.Size())
+}
+
+func (p *pristine) copyTo(t testing.TB, dir string) string {
+	t.Helper()
+	b, err := os.ReadFile(p.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := filepath.Join(dir, "damaged.db")
+	if err := os.WriteFile(dst, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return dst
+}
+
+type damage func(t testing.TB, path string, p *pristine)
+
+func truncateTo(size int64) damage {
+	return func(t testing.TB, path string, _ *pristine) {
+		if err := os.Truncate(path, size); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func zeroPages(n int, seed uint64) damage {
+	return func(t testing.TB, path string, p *pristine) {
+		rng := rand.New(rand.NewPCG(seed, seed))
+		f, err := os.OpenFile(path, os.O_RDWR, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		zero := make([]byte, 4096)
+		for range n {
+			pg := 2 + rng.Uint64N(p.pages-2)
+			if _, err := f.WriteAt(zero, int64(pg)*4096); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+func flipBytes(n int, seed uint64) damage {
+	return func(t testing.TB, path string, p *pristine) {
+		rng := rand.New(rand.NewPCG(seed, seed))
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range n {
+			off := 2*4096 + rng.IntN(int(p.pages-2)*4096)
+			b[off] ^= byte(1 + rng.IntN(255))
+		}
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// readEverything reads every fact the journal admits to, by every read path,
+// and returns how many verified facts it served. Any error must say data
+// loss: damage is never reported as a client's mistake or as a bug.
+func readEverything(t testing.TB, j *Journal, p *pristine) (served int, sawDamage bool) {
+	t.Helper()
+	ctx := context.Background()
+	check := func(err error) bool {
+		if err == nil {
+			return false
+		}
+		if !errors.Is(err, core.ErrDataLoss) {
+			t.Fatalf("damage reported as %v, want a data-loss error", err)
+		}
+		sawDamage = true
+		return true
+	}
+	token := ""
+	for {
+		page, next, err := j.List(ctx, ListQuery{PageSize: MaxPageSize, PageToken: token})
+		if check(err) {
+			break
+		}
+		for _, f := range page {
+			if !p.ids[f.ID] {
+				t.Fatalf("served fact %s that was never written", f.ID)
+			}
+			served++
+		}
+		if next == "" {
+			break
+		}
+		token = next
+	}
+	sampled := 0
+	for id := range p.ids {
+		if sampled++; sampled > 300 {
+			break
+		}
+		st, err := j.Get(ctx, id)
+		if errors.Is(err, core.ErrNotFound) || check(err) {
+			continue
+		}
+		if st.ID != id {
+			t.Fatalf("Get(%s) served %s", id, st.ID)
+		}
+	}
+	_, err := j.Stats(ctx)
+	check(err)
+	check(j.ViewExt(ctx, "test.owner", func(b *bolt.Bucket) error {
+		if b == nil {
+			return nil
+		}
+		if sub := b.Bucket([]byte("nested")); sub != nil {
+			return sub.ForEach(func(k, v []byte) error { return nil })
+		}
+		return nil
+	}))
+	return served, sawDamage
+}
+
+// TestDamagedJournals damages real files the ways disks and people do and
+// checks that each one is refused at open, or opens and serves only intact
+// facts, fails the store on the first damage it meets, and salvages.
+func TestDamagedJournals(t *testing.T) {
+	p := buildPristine(t, t.TempDir(), 1500)
+	fi, err := os.Stat(p.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	size := fi.Size()
+	t.Logf("pristine journal: %d facts, %d bytes, %d pages", len(p.ids), size, p.pages)
+	cases := []struct {
+		name string
+		damage
+		refused bool // must be refused at open
+	}{
+		{"intact", func(testing.TB, string, *pristine) {}, false},
+		{"empty file", truncateTo(0), true},
+		{"truncated to 8 KiB", truncateTo(8192), true},
+		{"truncated to 1 MiB", truncateTo(1 << 20), true},
+		{"truncated to half", truncateTo(size / 2), true},
+		{"truncated below the high-water mark", truncateTo(int64(p.pages-1) * 4096), true},
+		{"50 zeroed pages", zeroPages(50, 1), false},
+		{"50 other zeroed pages", zeroPages(50, 2), false},
+		{"200 flipped bytes", flipBytes(200, 3), false},
+		{"200 other flipped bytes", flipBytes(200, 4), false},
+		{"meta page 0 zeroed", func(t testing.TB, path string, _ *pristine) {
+			f, _ := os.OpenFile(path, os.O_RDWR, 0)
+			defer f.Close()
+			f.WriteAt(make([]byte, 4096), 0)
+		}, false},
+		{"both meta pages zeroed", func(t testing.TB, path string, _ *pristine) {
+			f, _ := os.OpenFile(path, os.O_RDWR, 0)
+			defer f.Close()
+			f.WriteAt(make([]byte, 8192), 0)
+		}, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := p.copyTo(t, dir)
+			tc.damage(t, path, p)
+			ctx := context.Background()
+
+			rep, checkErr := CheckFile(ctx, path, CheckOptions{Full: true})
+			if tc.name == "intact" && checkErr != nil {
+				t.Fatalf("check of an intact file: %v", checkErr)
+			}
+			if checkErr != nil && !errors.Is(checkErr, ErrDamaged) {
+				t.Fatalf("check: %v, want ErrDamaged", checkErr)
+			}
+
+			j, err := Open(ctx, Options{Path: path, Reducers: []Reducer{sumReducer{}}})
+			switch {
+			case err != nil:
+				if !errors.Is(err, ErrDamaged) {
+					t.Fatalf("open refused with %v, want ErrDamaged", err)
+				}
+				if checkErr == nil {
+					t.Fatalf("open refused (%v) a file the full check passed", err)
+				}
+			case tc.refused:
+				j.Close()
+				t.Fatal("open accepted a file it must refuse")
+			default:
+				served, sawDamage := readEverything(t, j, p)
+				if sawDamage {
+					if j.Failure() == nil {
+						t.Fatal("damage met while reading did not fail the store")
+					}
+					if _, _, err := j.AppendLocal(ctx, seededSigner(1), Draft{Namespace: firstNS(t, j), TypeID: "app.note/v1", Payload: []byte("after damage")}); !errors.Is(err, ErrStoreFailed) {
+						t.Fatalf("append on a failed store: %v, want ErrStoreFailed", err)
+					}
+					select {
+					case <-j.Failed():
+					default:
+						t.Fatal("Failed() not closed")
+					}
+				}
+				if !sawDamage && served != len(p.ids) && checkErr == nil {
+					t.Fatalf("served %d of %d facts without reporting damage", served, len(p.ids))
+				}
+				if tc.name == "intact" && (sawDamage || served != len(p.ids)) {
+					t.Fatalf("intact file: served %d of %d, damage %v", served, len(p.ids), sawDamage)
+				}
+				j.Close()
+			}
+			if checkErr != nil {
+				t.Logf("check found %d problem(s), first: %s", len(rep.Problems)+rep.MoreProblems, rep.Problems[0])
+			}
+
+			// Salvage into a fresh journal: what comes out verifies, and
+			// from an intact file everything does.
+			to, err := Open(ctx, Options{Path: filepath.Join(dir, "salvaged.db"), Reducers: []Reducer{sumReducer{}}, NoSync: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer to.Close()
+			srep, err := Salvage(ctx, path, to, nil)
+			if err != nil {
+				t.Fatalf("salvage: %v", err)
+			}
+			t.Logf("salvaged %d of %d facts (rejected %d), lost ids known: %d, ext copied %v lost %v",
+				srep.FactsRecovered, len(p.ids), srep.FactsRejected, srep.LostCount, srep.ExtCopied, srep.ExtLost)
+			served, sawDamage := readEverything(t, to, p)
+			if sawDamage || uint64(served) != srep.FactsRecovered {
+				t.Fatalf("salvaged journal serves %d (damage %v), report says %d", served, sawDamage, srep.FactsRecovered)
+			}
+			if tc.name == "intact" {
+				if int(srep.FactsRecovered) != len(p.ids) || srep.LostCount != 0 || len(srep.ExtLost) != 0 {
+					t.Fatalf("salvage of an intact file: %+v", srep)
+				}
+				got := map[string]string{}
+				to.ViewExt(ctx, "test.owner", func(b *bolt.Bucket) error {
+					return b.Bucket([]byte("nested")).ForEach(func(k, v []byte) error {
+						got[string(k)] = string(v)
+						return nil
+					})
+				})
+				if len(got) != len(p.ext) {
+					t.Fatalf("ext copied %d of %d keys", len(got), len(p.ext))
+				}
+			}
+			if size > 0 && tc.name != "empty file" && srep.FactsRecovered == 0 && tc.name != "truncated to 8 KiB" {
+				t.Fatal("salvage recovered nothing")
+			}
+			if _, err := CheckFile(ctx, filepath.Join(dir, "salvaged.db"), CheckOptions{}); err == nil {
+				t.Fatal("check of an open journal must fail on the lock")
+			}
+		})
+	}
+}
+
+func firstNS(t testing.TB, j *Journal) core.Namespace {
+	t.Helper()
+	var ns core.Namespace
+	err := j.view(func(tx *bolt.Tx) error {
+		k, _ := tx.Bucket(bucketNamespaces).Cursor().First()
+		var err error
+		ns, err = parseNSKey(k)
+		return err
+	})
+	if err != nil {
+		t.Skip("namespaces unreadable")
+	}
+	return ns
+}
+
+// TestOpenCheckNames says what is wrong in words an operator can act on.
+func TestOpenCheckNames(t *testing.T) {
+	p := buildPristine(t, t.TempDir(), 300)
+	for _, tc := range []struct {
+		name string
+		damage
+		want string
+	}{
+		{"empty", truncateTo(0), "is empty"},
+		{"truncated", truncateTo(8192), "truncated"},
+		{"both metas", func(t testing.TB, path string, _ *pristine) {
+			f, _ := os.OpenFile(path, os.O_RDWR, 0)
+			defer f.Close()
+			f.WriteAt(make([]byte, 8192), 0)
+		}, "both meta pages are invalid"},
+		{"freelist", func(t testing.TB, path string, p *pristine) {
+			m, _ := readMetasFile(path)
+			f, _ := os.OpenFile(path, os.O_RDWR, 0)
+			defer f.Close()
+			f.WriteAt(binary.LittleEndian.AppendUint16(nil, leafPageFlag), int64(m.freelist)*4096+8)
+		}, "freelist page"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := p.copyTo(t, t.TempDir())
+			tc.damage(t, path, p)
+			_, err := Open(context.Background(), Options{Path: path})
+			if !errors.Is(err, ErrDamaged) || !bytes.Contains([]byte(err.Error()), []byte(tc.want)) {
+				t.Fatalf("open: %v, want ErrDamaged saying %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// FuzzDamagedJournal opens journal files damaged in arbitrary ways. Whatever
+// the damage, nothing may escape as a crash: open refuses, or reads serve
+// intact facts and report the rest as data loss; check and salvage finish.
+func FuzzDamagedJournal(f *testing.F) {
+	p := buildPristine(f, f.TempDir(), 400)
+	pristineBytes, err := os.ReadFile(p.path)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(uint32(0), []byte{})
+	f.Add(uint32(8192), []byte{1, 0, 0, 0, 0})
+	f.Add(uint32(0), []byte{0x10, 0, 0, 0, 0xff, 0x20, 0, 0, 0, 0})
+	f.Add(uint32(len(pristineBytes)/2), []byte{})
+	f.Fuzz(func(t *testing.T, truncate uint32, edits []byte) {
+		b := bytes.Clone(pristineBytes)
+		// Each edit is offset(4, in units of 8 bytes) ‖ value(1).
+		for len(edits) >= 5 {
+			off := int(binary.LittleEndian.Uint32(edits)) % (len(b) / 8) * 8
+			b[off] ^= edits[4] | 1
+			edits = edits[5:]
+		}
+		if truncate != 0 && int(truncate) < len(b) {
+			b = b[:truncate]
+		}
+		dir := t.TempDir()
+		path := filepath.Join(dir, "journal.db")
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		ctx := context.Background()
+		if _, err := CheckFile(ctx, path, CheckOptions{Full: true}); err != nil && !errors.Is(err, ErrDamaged) && !errors.Is(err, ErrNewerSchema) {
+			t.Fatalf("check: %v", err)
+		}
+		if j, err := Open(ctx, Options{Path: path, NoSync: true}); err == nil {
+			readEverything(t, j, p)
+			j.Close()
+		} else if !errors.Is(err, ErrDamaged) && !errors.Is(err, ErrNewerSchema) {
+			t.Fatalf("open: %v", err)
+		}
+		to, err := Open(ctx, Options{Path: filepath.Join(dir, "salvaged.db"), NoSync: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer to.Close()
+		if _, err := Salvage(ctx, path, to, nil); err != nil {
+			t.Fatalf("salvage: %v", err)
+		}
+	})
+}
