@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"math"
 
 	"go.uber.org/zap"
 
@@ -17,14 +18,21 @@ import (
 //
 //   - structure (ErrMalformed) and destination: r.Dst is this device
 //     (ErrWrongDst);
+//   - schedule: a version 2 receipt, whose epoch is the protocol's; a
+//     version 1 receipt numbers epochs by its sender's local setting, comes
+//     from an older aurad, and is refused with ErrEpochSchedule;
 //   - epoch: within one epoch of the current one (ErrEpoch);
 //   - signature by r.Src (ErrBadSignature); only then is a higher epoch
 //     observed, so an unauthenticated receipt cannot move our epoch;
 //   - chain of (context, src, epoch): the nonce is above the last accepted one
 //     (ErrReplay otherwise) and, when it is the next one, prev is the hash of
 //     the last accepted receipt, zero for the first (ErrChain);
-//   - limit: src's cumulative cost in (context, epoch) stays within the limit
-//     this device grants it (ErrOverLimit).
+//   - limit: src's cumulative cost in the context, over this device's budget
+//     period holding the receipt's epoch, stays within the limit this device
+//     grants it (ErrOverLimit). The sender budgets over its own period, named
+//     in the receipt; if that is shorter than this device's, its view lets it
+//     spend more than is granted here, and the refusal is ErrEpochSchedule,
+//     saying so.
 //
 // A refused receipt changes nothing. An accepted one is queued for the store
 // (chain head, cumulative cost, audit ring) in order before Accept returns, and
@@ -51,6 +59,9 @@ func (l *Ledger) Accept(ctx context.Context, r *Receipt, c Class) error {
 	}
 	if r.Dst != l.self {
 		return fmt.Errorf("receipt for %s: %w", r.Dst, ErrWrongDst)
+	}
+	if r.Period == 0 {
+		return fmt.Errorf("version 1 receipt from %s: its epoch %d counts in units of the sender's local setting, not the protocol's %s epochs; the peer runs an older aurad: %w", r.Src, r.Epoch, EpochLength, ErrEpochSchedule)
 	}
 	if !l.epochs.InWindow(r.Epoch) {
 		return fmt.Errorf("receipt of epoch %d, current %d: %w", r.Epoch, l.epochs.Current(), ErrEpoch)
@@ -82,8 +93,13 @@ func (l *Ledger) Accept(ctx context.Context, r *Receipt, c Class) error {
 	}
 	if err == nil {
 		limit := l.limit(k, c)
-		if limit == 0 || prev.received > limit || r.Cost > limit-prev.received {
-			err = fmt.Errorf("cost %d on %d received, limit %d: %w", r.Cost, prev.received, limit, ErrOverLimit)
+		got := periodReceived(rk.chains, r.Epoch, l.period)
+		switch {
+		case limit != 0 && got <= limit && r.Cost <= limit-got:
+		case limit != 0 && r.Period < l.period:
+			err = fmt.Errorf("cost %d on %d received, limit %d per %d epochs; the sender budgets per %d: %w", r.Cost, got, limit, l.period, r.Period, ErrEpochSchedule)
+		default:
+			err = fmt.Errorf("cost %d on %d received, limit %d per %d epochs: %w", r.Cost, got, limit, l.period, ErrOverLimit)
 		}
 	}
 	if err != nil {
@@ -94,7 +110,9 @@ func (l *Ledger) Accept(ctx context.Context, r *Receipt, c Class) error {
 		l.gaps.Add(1)
 		l.log.Debug("receipt chain gap", zap.Stringer("src", r.Src), zap.Uint64("nonce", r.Nonce), zap.Uint64("last", prev.nonce))
 	}
+	// prev.received <= got, and got + r.Cost fits.
 	next := recvRecord{class: c, received: prev.received + r.Cost, nonce: r.Nonce, head: r.Hash()}
+	keep := l.keepFrom()
 	op := func(tx *journal.ExtTx) error {
 		bs, err := openBuckets(tx)
 		if err != nil {
@@ -111,7 +129,7 @@ func (l *Ledger) Accept(ctx context.Context, r *Receipt, c Class) error {
 			return err
 		}
 		if r.Nonce == 1 {
-			if err := pruneRecv(bs, k, r.Epoch); err != nil {
+			if err := pruneRecv(bs, k, keep); err != nil {
 				return err
 			}
 		}
@@ -124,10 +142,9 @@ func (l *Ledger) Accept(ctx context.Context, r *Receipt, c Class) error {
 	}
 	rk.chains[r.Epoch] = next
 	rk.class = c
-	cur := l.epochs.Current()
 	for e := range rk.chains {
-		if e+1 < cur {
-			delete(rk.chains, e) // out of the window for good
+		if e < keep {
+			delete(rk.chains, e) // out of the window and its periods for good
 		}
 	}
 	rk.queued++
@@ -147,14 +164,42 @@ func (l *Ledger) Accept(ctx context.Context, r *Receipt, c Class) error {
 	return nil
 }
 
-// pruneRecv drops k's receive chains of epochs before e-1: they are out of
-// the window and their receipts can only be replays.
-func pruneRecv(bs *buckets, k Key, e core.Epoch) error {
+// keepFrom is the first epoch whose receive chains still matter: the window
+// reaches back to the epoch before the current one, and the limit is checked
+// over the whole budget period holding it.
+func (l *Ledger) keepFrom() core.Epoch {
+	cur := l.epochs.Current()
+	if cur == 0 {
+		return 0
+	}
+	return periodStart(cur-1, l.period)
+}
+
+// periodReceived is what a key's chains received in the budget period of k
+// epochs holding e. Saturating: a lowered limit may have left more counted
+// than any limit now allows, which must not wrap.
+func periodReceived(chains map[core.Epoch]recvRecord, e core.Epoch, k uint32) uint64 {
+	start := periodStart(e, k)
+	var sum uint64
+	for ce, rec := range chains {
+		if ce >= start && ce-start < core.Epoch(k) {
+			if sum += rec.received; sum < rec.received {
+				return math.MaxUint64
+			}
+		}
+	}
+	return sum
+}
+
+// pruneRecv drops k's receive chains of epochs before keep (keepFrom): their
+// receipts are out of the window and can only be replays, and their periods
+// are over.
+func pruneRecv(bs *buckets, k Key, keep core.Epoch) error {
 	prefix := keyBytes(k)
 	var old [][]byte
 	c := bs.recv.Cursor()
 	for key, _ := c.Seek(prefix); key != nil && bytes.HasPrefix(key, prefix); key, _ = c.Next() {
-		if core.Epoch(binary.BigEndian.Uint64(key[keyLen:]))+1 >= e {
+		if core.Epoch(binary.BigEndian.Uint64(key[keyLen:])) >= keep {
 			break
 		}
 		old = append(old, bytes.Clone(key))

@@ -132,7 +132,7 @@ func BenchmarkAccept(b *testing.B) {
 // BenchmarkSignVerify is the cryptographic floor of both steps.
 func BenchmarkSignVerify(b *testing.B) {
 	s := seededSigner(1)
-	r := &Receipt{Context: core.ContextID{1}, Src: s.DeviceID(), Dst: core.DeviceID{2}, Epoch: 1, Cost: 1, Nonce: 1}
+	r := &Receipt{Context: core.ContextID{1}, Src: s.DeviceID(), Dst: core.DeviceID{2}, Epoch: 1, Period: 1, Cost: 1, Nonce: 1}
 	b.Run("sign", func(b *testing.B) {
 		for range b.N {
 			if err := r.sign(s); err != nil {

@@ -56,13 +56,9 @@ func (l *Ledger) chargeOnce(ctx context.Context, k Key, c Class, cost uint64, le
 			return nil, err
 		}
 	}
-	e := max(l.epochs.Current(), sk.rec.epoch)
 	old := sk.rec
-	cur := old
-	if e > old.epoch {
-		cur = sendRecord{class: old.class, epoch: e}
-	}
-	st, err := State{Limit: l.limit(k, c), Spent: cur.spent, Epoch: cur.epoch}.Charge(cost)
+	cur := old.at(max(l.epochs.Current(), old.epoch), l.period)
+	st, err := State{Limit: l.limit(k, c), Spent: cur.spent, Epoch: periodStart(cur.epoch, cur.period)}.Charge(cost)
 	if err == nil && cur.nonce == math.MaxUint64 {
 		err = fmt.Errorf("nonces used up: %w", ErrExhausted)
 	}
@@ -70,12 +66,13 @@ func (l *Ledger) chargeOnce(ctx context.Context, k Key, c Class, cost uint64, le
 		sk.mu.Unlock()
 		return nil, fmt.Errorf("charge %v: %w", k, err)
 	}
-	r := &Receipt{Context: k.Context, Src: l.self, Dst: k.Peer, Epoch: cur.epoch, Cost: cost, Nonce: cur.nonce + 1, Prev: cur.head}
+	r := &Receipt{Context: k.Context, Src: l.self, Dst: k.Peer, Epoch: cur.epoch, Period: cur.period, Cost: cost, Nonce: cur.nonce + 1, Prev: cur.head}
 	if err := r.sign(l.signer); err != nil {
 		sk.mu.Unlock()
 		return nil, err
 	}
-	next := sendRecord{class: c, epoch: cur.epoch, spent: st.Spent, nonce: r.Nonce, head: r.Hash()}
+	// cur.cost <= cur.spent, and st.Spent = cur.spent + cost fits.
+	next := sendRecord{class: c, epoch: cur.epoch, period: cur.period, spent: st.Spent, nonce: r.Nonce, cost: cur.cost + cost, head: r.Hash()}
 
 	lc := l.leakFor(k.Context)
 	lc.mu.Lock()
@@ -227,7 +224,9 @@ func (l *Ledger) auditing() bool { return l.audit != (core.Namespace{}) }
 // rotation builds the Txn that closes ended epochs with their summary facts:
 // k's chain if old had receipts and ends before epoch e, and k's context's
 // leakage if lold consumed something and ends before le. Nil when there is
-// nothing to summarise (or audit is off: rotation then happens lazily).
+// nothing to summarise (or audit is off: rotation then happens lazily). The
+// chain closes every epoch; its budget period's spend carries on into e if
+// the period goes on.
 func (l *Ledger) rotation(k Key, old sendRecord, e core.Epoch, lold leakRecord, le core.Epoch) (*journal.Txn, error) {
 	if !l.auditing() {
 		return nil, nil
@@ -239,7 +238,7 @@ func (l *Ledger) rotation(k Key, old sendRecord, e core.Epoch, lold leakRecord, 
 	}
 	var facts []*journal.SignedFact
 	if sendRot {
-		s := EpochSummary{Context: k.Context, Src: l.self, Dst: k.Peer, Epoch: old.epoch, Count: old.nonce, Total: old.spent, LastNonce: old.nonce, LastHash: old.head}
+		s := EpochSummary{Context: k.Context, Src: l.self, Dst: k.Peer, Epoch: old.epoch, Count: old.nonce, Total: old.cost, LastNonce: old.nonce, LastHash: old.head}
 		sf, err := l.j.SignLocal(l.signer, journal.Draft{Namespace: l.audit, TypeID: TypeEpochSummary, Payload: s.Encode()})
 		if err != nil {
 			return nil, fmt.Errorf("epoch summary of %v: %w", k, err)
@@ -267,7 +266,7 @@ func (l *Ledger) rotation(k Key, old sendRecord, e core.Epoch, lold leakRecord, 
 			if !found || stored != old {
 				return fmt.Errorf("rotate %v: stored chain moved: %w", k, ErrStale)
 			}
-			if err := bs.send.Put(keyBytes(k), sendRecord{class: old.class, epoch: e}.encode()); err != nil {
+			if err := bs.send.Put(keyBytes(k), old.at(e, l.period).encode()); err != nil {
 				return err
 			}
 		}
@@ -288,7 +287,8 @@ func (l *Ledger) rotation(k Key, old sendRecord, e core.Epoch, lold leakRecord, 
 
 // Sweep closes every epoch that has ended with something to summarise, for
 // keys that have gone quiet (a busy key rotates on its next charge). The
-// daemon calls it once an epoch; without audit it does nothing.
+// daemon calls it once an epoch (EpochLength, not the budget period); without
+// audit it does nothing.
 func (l *Ledger) Sweep(ctx context.Context) error {
 	if !l.auditing() {
 		return nil
@@ -339,7 +339,7 @@ func (l *Ledger) rotateKey(ctx context.Context, k Key) error {
 		return fmt.Errorf("rotate %v: %w", k, err)
 	}
 	if old.epoch < e && old.nonce > 0 {
-		sk.rec = sendRecord{class: old.class, epoch: e}
+		sk.rec = old.at(e, l.period)
 	}
 	if lold.epoch < e && lold.consumed != (Leakage{}) {
 		lc.rec = leakRecord{class: lold.class, epoch: e}

@@ -8,12 +8,21 @@
 // paid for it, and a peer that does not pay is refused. What Aura's original
 // got wrong and this package does properly:
 //
-//   - Budgets are epoch-aware lattice states (State): a higher epoch wins
-//     outright, so a new epoch never inherits the old one's spend.
+//   - Budgets are period-aware lattice states (State): a later budget period
+//     wins outright, so a new period never inherits the old one's spend.
 //   - Limit 0 and missing state deny, never mean "unbounded".
-//   - Epochs advance with time (Epochs) and every charge rotates its budget
-//     lazily; a peer's higher epoch is adopted, but at most one ahead of the
-//     wall clock, so a peer cannot drag us arbitrarily far.
+//   - Epochs are a protocol constant: epoch n is the n-th EpochLength (5
+//     minutes) since the Unix epoch on every device, whatever it is
+//     configured with, so peers agree on epoch numbers and a stored epoch
+//     never changes meaning. They advance with time (Epochs); a peer's
+//     higher epoch is adopted, but at most one ahead of the wall clock, so a
+//     peer cannot drag us arbitrarily far.
+//   - What a device configures is its budget period (Config.EpochDuration),
+//     a whole number of epochs: a flow budget is replenished when its period
+//     turns, and every charge rotates its budget lazily. The period is local
+//     policy, like the limit: each receipt names its sender's, and the
+//     receiver checks its own limit over its own periods. Changing it carries
+//     each spend into the new period holding its epoch.
 //   - Receipts carry an explicit nonce per (context, src, dst, epoch) and
 //     the hash of the previous receipt (a chain), and the receiver checks
 //     both, plus the cumulative cost against the limit it grants the sender:
@@ -24,18 +33,19 @@
 //
 // Costs are abstract flow units priced by the sending protocol (a small
 // control message costs 1; bulk data about one more per KiB). Default limits
-// per epoch: link context 64 Ki, contact 1 Mi, group 4 Mi (per peer).
-// Leakage is charged per (context, epoch) and observer class (external,
-// neighbor, in-group), with the same defaults per observer class. An epoch
-// lasts 5 minutes by default; receipts are accepted one epoch either side of
-// the current one.
+// per budget period: link context 64 Ki, contact 1 Mi, group 4 Mi (per
+// peer). Leakage is charged per (context, epoch) and observer class
+// (external, neighbor, in-group), with the same defaults per observer class.
+// An epoch lasts 5 minutes, and so does the budget period by default (up to
+// a day); receipts are accepted one epoch either side of the current one.
 //
 // # Charge: the guard-chain steps 2 and 3
 //
-// Under the key's lock: rotate if the epoch ended, check flow then leakage
-// headroom (a denial returns with no side effect at all), sign the next
-// receipt, and queue one journal Txn holding the caller's facts and a TxOp
-// writing the new chain head, spend, leakage and audit copy of the receipt;
+// Under the key's lock: rotate if the epoch (the receipt chain) or the
+// budget period (the spend) ended, check flow then leakage headroom (a
+// denial returns with no side effect at all), sign the next receipt, and
+// queue one journal Txn holding the caller's facts and a TxOp writing the
+// new chain head, spend, leakage and audit copy of the receipt;
 // queueing under the lock makes commit order equal nonce order without
 // holding the lock through the fsync. Charge returns the receipt once the
 // Txn is durable. Each TxOp checks that the store holds exactly the chain
@@ -47,11 +57,12 @@
 //
 // # Audit
 //
-// When a key's epoch ends (on its next charge, or Sweep for quiet keys), one
-// fact of type aura.budget.epoch/v1 summarises the chain (count, total, last
-// nonce and last hash, which commits to every receipt of it) and one
-// aura.budget.leakage/v1 the context's leakage, in the device's authority
-// namespace, committed atomically with the rotation. Validators registers
+// When a key's epoch ends (on its next charge, or Sweep for quiet keys, to
+// be called once an epoch), one fact of type aura.budget.epoch/v1 summarises
+// the epoch's chain (count, total, last nonce and last hash, which commits
+// to every receipt of it) and one aura.budget.leakage/v1 the context's
+// leakage, in the device's authority namespace, committed atomically with
+// the rotation. Validators registers
 // their validators with the journal. The most recent receipts of each key are
 // kept in a bounded ring for inspection.
 //
@@ -62,13 +73,16 @@
 //
 //	ext/budget/
 //	  meta/
-//	    layout_version            -> 1 byte: 1
-//	  send/                        sender side, one per (context, peer)
-//	    ctx ‖ peer                -> version(1) class(1) epoch(8) spent(8)
-//	                                 nonce(8) head(32)
+//	    layout_version            -> 1 byte: 2
+//	  send/                        sender side, one per (context, peer): the
+//	                               chain of its latest epoch and the spend of
+//	                               that epoch's budget period
+//	    ctx ‖ peer                -> version(1)=2 class(1) epoch(8) period(4)
+//	                                 spent(8) nonce(8) cost(8) head(32)
 //	  recv/                        receiver side, one per chain
 //	    ctx ‖ src ‖ epoch(8)      -> version(1) class(1) received(8) nonce(8)
-//	                                 head(32)     (epochs < current-1 pruned)
+//	                                 head(32)     (epochs before the budget
+//	                                 period of current-1 pruned)
 //	  leak/                        one per context, its latest epoch
 //	    ctx                       -> version(1) class(1) epoch(8) external(8)
 //	                                 neighbor(8) in_group(8)
@@ -79,6 +93,9 @@
 //	    ctx ‖ peer ‖ dir(1) ‖ epoch(8) ‖ nonce(8) -> Receipt encoding
 //	                               (dir 1 = sent to peer, 2 = received from it)
 //
-// Nothing else in Aura reads these buckets; a layout change bumps
-// layout_version, and Open refuses a newer one.
+// Every epoch stored is a protocol epoch; the one period stored, in the
+// send record, is the one its spend covers. Nothing else in Aura reads these
+// buckets; a layout change bumps layout_version, Open migrates an older one
+// (migrate.go: layout 1 numbered epochs in units of the configured length)
+// and refuses a newer one.
 package budget

@@ -1,19 +1,60 @@
 package budget
 
 import (
+	"fmt"
 	"sync"
 	"time"
 
 	"github.com/aura-p2p/aura/internal/core"
 )
 
-// DefaultEpochDuration is how long a budget epoch lasts unless configured.
-const DefaultEpochDuration = 5 * time.Minute
+// EpochLength is the protocol's budget epoch, the same on every device and
+// never configured: epoch n is [n·EpochLength, (n+1)·EpochLength) since the
+// Unix epoch. Receipt chains, the clock-skew window and the audit summaries
+// are per epoch, so two devices name the same stretch of time with the same
+// number whatever either has configured, and a stored epoch keeps its
+// meaning across any change of configuration. (Aura's first Go version
+// numbered epochs in units of a local setting: after a change, stored and
+// received epochs meant other times, and budgets broke for good.)
+const EpochLength = 5 * time.Minute
 
-// Epochs is this device's view of the budget epoch. Epochs advance with time,
-// epoch = floor(now / duration) since the Unix epoch, so devices with roughly
-// synchronised clocks agree without talking; peers then converge on the
-// highest epoch observed, which absorbs small skew. The view only grows:
+// A budget period is what a device configures: how long a flow budget lasts
+// before it is replenished. It is a whole number of epochs, aligned on
+// multiples of its length since the Unix epoch, so the period of epoch e
+// starts at e - e mod k for a period of k epochs (an hour: every full UTC
+// hour). The period is local policy, like the limit: a receiver enforces the
+// limit over its own periods whatever the sender's are.
+const (
+	// DefaultPeriod is one epoch.
+	DefaultPeriod = EpochLength
+	// MaxPeriod is a day.
+	MaxPeriod = 24 * time.Hour
+	// maxPeriodEpochs bounds the period a receipt may name.
+	maxPeriodEpochs = uint32(MaxPeriod / EpochLength)
+)
+
+// PeriodEpochs returns the number of epochs of a budget period of length d
+// (DefaultPeriod if d is 0). It refuses what is not a whole number of epochs
+// between one epoch and MaxPeriod.
+func PeriodEpochs(d time.Duration) (uint32, error) {
+	if d == 0 {
+		d = DefaultPeriod
+	}
+	if d < EpochLength || d > MaxPeriod || d%EpochLength != 0 {
+		return 0, fmt.Errorf("budget period %s: want a whole number of %s epochs, %s to %s: %w", d, EpochLength, EpochLength, MaxPeriod, core.ErrInvalidArgument)
+	}
+	return uint32(d / EpochLength), nil
+}
+
+// periodStart is the first epoch of the period of k epochs that holds e.
+func periodStart(e core.Epoch, k uint32) core.Epoch {
+	return e - e%core.Epoch(k)
+}
+
+// Epochs is this device's view of the current epoch. Epochs advance with
+// time, so devices with roughly synchronised clocks agree without talking;
+// peers then converge on the highest epoch observed, which absorbs small
+// skew. The view only grows:
 //
 //	current = max(wall epoch, highest epoch observed or restored)
 //
@@ -26,23 +67,15 @@ const DefaultEpochDuration = 5 * time.Minute
 // Safe for concurrent use.
 type Epochs struct {
 	clock core.Clock
-	d     time.Duration
 
 	mu sync.Mutex
 	hw core.Epoch // highest epoch returned, observed or restored
 }
 
-// NewEpochs returns epochs of length d (DefaultEpochDuration if d <= 0)
-// read from clock.
-func NewEpochs(clock core.Clock, d time.Duration) *Epochs {
-	if d <= 0 {
-		d = DefaultEpochDuration
-	}
-	return &Epochs{clock: clock, d: d}
+// NewEpochs returns the epoch view read from clock.
+func NewEpochs(clock core.Clock) *Epochs {
+	return &Epochs{clock: clock}
 }
-
-// Duration is the length of an epoch.
-func (e *Epochs) Duration() time.Duration { return e.d }
 
 // wall is the epoch the clock alone says it is. Times before 1970 are epoch 0.
 func (e *Epochs) wall() core.Epoch {
@@ -50,7 +83,7 @@ func (e *Epochs) wall() core.Epoch {
 	if ns < 0 {
 		return 0
 	}
-	return core.Epoch(ns / int64(e.d))
+	return core.Epoch(ns / int64(EpochLength))
 }
 
 // Current returns the current epoch. It never returns less than it did

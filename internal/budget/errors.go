@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/aura-p2p/aura/internal/core"
+	"github.com/aura-p2p/aura/internal/transport"
 )
 
 // Sentinel errors. Each wraps the core sentinel the API edge maps to a gRPC
@@ -27,6 +28,12 @@ var (
 	ErrWrongDst = fmt.Errorf("receipt is for another device: %w", core.ErrInvalidArgument)
 	// ErrEpoch: the receipt's epoch is outside the one-epoch skew window.
 	ErrEpoch = fmt.Errorf("receipt epoch outside the window: %w", core.ErrFailedPrecondition)
+	// ErrEpochSchedule: the receipt follows another budget schedule: a
+	// version 1 receipt, whose epoch counts in units of its sender's local
+	// setting (a peer on an older aurad), or a sender over the limit because
+	// its budget period is shorter than the one this device grants it over.
+	// It is transport's sentinel, so that the receive path counts it apart.
+	ErrEpochSchedule = transport.ErrEpochSchedule
 	// ErrReplay: the receipt's nonce was already accepted in its chain.
 	ErrReplay = fmt.Errorf("receipt replayed: %w", core.ErrAlreadyExists)
 	// ErrChain: the receipt's prev is not the hash of the last accepted
@@ -45,8 +52,8 @@ var (
 )
 
 // Reason names the receive-side refusal err stands for, for counters and
-// logs: "malformed", "bad_signature", "wrong_dst", "epoch", "replay", "gap",
-// "chain", "over_limit", or "other".
+// logs: "malformed", "bad_signature", "wrong_dst", "epoch",
+// "epoch_schedule_mismatch", "replay", "chain", "over_limit", or "other".
 func Reason(err error) string {
 	for _, r := range reasons {
 		if errors.Is(err, r.err) {
@@ -64,6 +71,7 @@ var reasons = []struct {
 	{ErrBadSignature, "bad_signature"},
 	{ErrWrongDst, "wrong_dst"},
 	{ErrEpoch, "epoch"},
+	{ErrEpochSchedule, transport.DropEpochSchedule},
 	{ErrReplay, "replay"},
 	{ErrChain, "chain"},
 	{ErrOverLimit, "over_limit"},

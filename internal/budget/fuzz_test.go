@@ -17,6 +17,7 @@ func FuzzDecodeReceipt(f *testing.F) {
 	r1 := signedReceipt(f, a, b.DeviceID(), 1, core.Hash{})
 	f.Add(r1.Encode())
 	f.Add(signedReceipt(f, a, b.DeviceID(), 2, r1.Hash()).Encode())
+	f.Add(legacyReceipt(f, a, b.DeviceID(), 42, 1, core.Hash{}).Encode())
 	f.Add([]byte{})
 	f.Add(make([]byte, ReceiptSize))
 	f.Fuzz(func(t *testing.T, in []byte) {
@@ -39,8 +40,9 @@ func FuzzDecodeReceipt(f *testing.F) {
 }
 
 func FuzzDecodeStoredRecords(f *testing.F) {
-	f.Add(sendRecord{class: ClassLink, epoch: 3, spent: 9, nonce: 2, head: core.Hash{1}}.encode())
-	f.Add(sendRecord{class: ClassGroup, epoch: 4}.encode())
+	f.Add(sendRecord{class: ClassLink, epoch: 3, period: 12, spent: 9, nonce: 2, cost: 4, head: core.Hash{1}}.encode())
+	f.Add(sendRecord{class: ClassGroup, epoch: 4, period: 1}.encode())
+	f.Add(encodeSendRecordV1(sendRecordV1{class: ClassLink, epoch: 3, spent: 9, nonce: 2, head: core.Hash{1}}))
 	f.Add(recvRecord{class: ClassContact, received: 5, nonce: 1, head: core.Hash{2}}.encode())
 	f.Add(leakRecord{class: ClassGroup, epoch: 7, consumed: Leakage{1, 2, 3}}.encode())
 	f.Add(encodeLimit(42))
@@ -58,6 +60,8 @@ func FuzzDecodeStoredRecords(f *testing.F) {
 		}
 		s, err := decodeSendRecord(in)
 		check("send", err, s.encode)
+		s1, err := decodeSendRecordV1(in)
+		check("layout-1 send", err, func() []byte { return encodeSendRecordV1(s1) })
 		r, err := decodeRecvRecord(in)
 		check("recv", err, r.encode)
 		l, err := decodeLeakRecord(in)

@@ -19,17 +19,22 @@ import (
 type Config struct {
 	// Policy computes flow and leakage limits.
 	Policy Policy
-	// EpochDuration is the length of a budget epoch (default 5 minutes).
+	// EpochDuration is the budget period: how long a flow budget lasts
+	// before it is replenished, a whole number of epochs (EpochLength) up to
+	// MaxPeriod; 0 means DefaultPeriod. It was the epoch length once, hence
+	// the name; epochs themselves are the protocol's and not configured.
+	// Changing it carries every spend into the new period that holds its
+	// epoch. Stores of layout 1 are read as numbered in units of it.
 	EpochDuration time.Duration
 	// AuditNamespace receives the epoch and leakage summary facts: the
 	// device's own authority namespace. The zero Namespace disables them.
 	AuditNamespace core.Namespace
 }
 
-// DefaultConfig is the default policy and epoch length, without audit facts
+// DefaultConfig is the default policy and budget period, without audit facts
 // (the daemon sets its authority namespace).
 func DefaultConfig() Config {
-	return Config{Policy: DefaultPolicy(), EpochDuration: DefaultEpochDuration}
+	return Config{Policy: DefaultPolicy(), EpochDuration: DefaultPeriod}
 }
 
 // Entry is one (context, peer) as the API shows it, as of the current epoch.
@@ -37,12 +42,15 @@ type Entry struct {
 	Key   Key
 	Class Class
 	// State is the sending side: the effective limit, what this device has
-	// spent on the peer this epoch, and the epoch.
+	// spent on the peer in the current budget period, and the period's
+	// first epoch.
 	State State
+	// Period is the length of the budget period in epochs.
+	Period uint32
 	// LastNonce is the nonce of the last receipt sent this epoch.
 	LastNonce uint64
-	// Received is what the peer has paid this device this epoch, against
-	// ReceivedLimit, the limit granted to it.
+	// Received is what the peer has paid this device in the current budget
+	// period, against ReceivedLimit, the limit granted to it.
 	Received      uint64
 	ReceivedLimit uint64
 	// Epoch is the current epoch.
@@ -77,6 +85,8 @@ type Ledger struct {
 	self   core.DeviceID
 	log    *zap.Logger
 	epochs *Epochs
+	// period is the budget period in epochs (Config.EpochDuration).
+	period uint32
 	policy Policy
 	audit  core.Namespace
 
@@ -123,7 +133,8 @@ type sendState struct {
 	stale bool
 }
 
-// recvState is the receiver side of one key: a chain per epoch in the window.
+// recvState is the receiver side of one key: a chain per epoch, for the
+// epochs of the window and of the budget periods the window touches.
 type recvState struct {
 	mu             sync.Mutex
 	class          Class
@@ -151,9 +162,13 @@ func Open(ctx context.Context, j *journal.Journal, cfg Config, signer journal.Si
 	if log == nil {
 		log = zap.NewNop()
 	}
+	period, err := PeriodEpochs(cfg.EpochDuration)
+	if err != nil {
+		return nil, fmt.Errorf("budget ledger: %w", err)
+	}
 	l := &Ledger{
 		j: j, signer: signer, self: signer.DeviceID(), log: log,
-		epochs: NewEpochs(clock, cfg.EpochDuration),
+		epochs: NewEpochs(clock), period: period,
 		policy: cfg.Policy, audit: cfg.AuditNamespace,
 		send: map[Key]*sendState{}, recv: map[Key]*recvState{},
 		leak: map[core.ContextID]*leakState{}, limits: map[Key]uint64{},
@@ -164,33 +179,14 @@ func Open(ctx context.Context, j *journal.Journal, cfg Config, signer journal.Si
 			return nil, err
 		}
 	}
-	var version byte
-	err := j.ViewExt(ctx, extOwner, func(root *bolt.Bucket) error {
-		bs := viewBuckets(root)
-		if bs.meta != nil {
-			if v := bs.meta.Get(keyLayout); len(v) == 1 {
-				version = v[0]
-			}
-		}
-		if version > layoutVersion {
-			return fmt.Errorf("ext/%s layout version %d is newer than %d: %w", extOwner, version, layoutVersion, core.ErrFailedPrecondition)
-		}
-		return l.load(bs)
+	if err := l.prepare(ctx, time.Duration(period)*EpochLength); err != nil {
+		return nil, fmt.Errorf("budget: %w", err)
+	}
+	err = j.ViewExt(ctx, extOwner, func(root *bolt.Bucket) error {
+		return l.load(viewBuckets(root))
 	})
 	if err != nil {
 		return nil, fmt.Errorf("budget: load: %w", err)
-	}
-	if version == 0 {
-		_, err := j.Commit(ctx, journal.Txn{Ops: []journal.TxOp{func(tx *journal.ExtTx) error {
-			bs, err := openBuckets(tx)
-			if err != nil {
-				return err
-			}
-			return bs.meta.Put(keyLayout, []byte{layoutVersion})
-		}}})
-		if err != nil {
-			return nil, fmt.Errorf("budget: initialise store: %w", err)
-		}
 	}
 	return l, nil
 }

@@ -16,8 +16,8 @@ import (
 	"github.com/aura-p2p/aura/internal/journal"
 )
 
-// t0 is a time well inside epoch 1000 of one-minute epochs.
-var t0 = time.Unix(0, 0).Add(1000*time.Minute + 30*time.Second)
+// t0 is a time well inside epoch 1000.
+var t0 = time.Unix(0, 0).Add(1000*EpochLength + 30*time.Second)
 
 // device is one device's journal and ledger.
 type device struct {
@@ -57,7 +57,7 @@ var auditOn = core.Namespace{Kind: 99}
 
 func testConfig() Config {
 	cfg := DefaultConfig()
-	cfg.EpochDuration = time.Minute
+	cfg.EpochDuration = EpochLength
 	cfg.AuditNamespace = auditOn
 	return cfg
 }
@@ -227,14 +227,14 @@ func TestAcceptRefusals(t *testing.T) {
 	forged.Sig = c.signer.Sign(signingBytes(r2.Hash()))
 	tamperedCost := *r2
 	tamperedCost.Cost = 0
-	wrongPrev := &Receipt{Context: ctxA, Src: a.id(), Dst: b.id(), Epoch: 1000, Cost: 1, Nonce: 2, Prev: core.Hash{7}}
+	wrongPrev := &Receipt{Context: ctxA, Src: a.id(), Dst: b.id(), Epoch: 1000, Period: 1, Cost: 1, Nonce: 2, Prev: core.Hash{7}}
 	if err := wrongPrev.sign(a.signer); err != nil {
 		t.Fatal(err)
 	}
 	toC := a.charge(Key{Context: ctxA, Peer: c.id()}, 1)
-	old := &Receipt{Context: ctxA, Src: a.id(), Dst: b.id(), Epoch: 998, Cost: 1, Nonce: 1}
-	future := &Receipt{Context: ctxA, Src: a.id(), Dst: b.id(), Epoch: 1002, Cost: 1, Nonce: 1}
-	huge := &Receipt{Context: core.ContextID{0xbb}, Src: a.id(), Dst: b.id(), Epoch: 1000, Cost: DefaultContactLimit + 1, Nonce: 1}
+	old := &Receipt{Context: ctxA, Src: a.id(), Dst: b.id(), Epoch: 998, Period: 1, Cost: 1, Nonce: 1}
+	future := &Receipt{Context: ctxA, Src: a.id(), Dst: b.id(), Epoch: 1002, Period: 1, Cost: 1, Nonce: 1}
+	huge := &Receipt{Context: core.ContextID{0xbb}, Src: a.id(), Dst: b.id(), Epoch: 1000, Period: 1, Cost: DefaultContactLimit + 1, Nonce: 1}
 	for _, r := range []*Receipt{old, future, huge} {
 		if err := r.sign(a.signer); err != nil {
 			t.Fatal(err)
@@ -289,16 +289,16 @@ func TestAcceptRefusals(t *testing.T) {
 	}
 	// The window moves: a receipt of the previous epoch is still fine,
 	// then no longer.
-	clock.Advance(time.Minute)
+	clock.Advance(EpochLength)
 	k2 := Key{Context: core.ContextID{0xcc}, Peer: b.id()}
-	late := &Receipt{Context: k2.Context, Src: a.id(), Dst: b.id(), Epoch: 1000, Cost: 1, Nonce: 1}
+	late := &Receipt{Context: k2.Context, Src: a.id(), Dst: b.id(), Epoch: 1000, Period: 1, Cost: 1, Nonce: 1}
 	if err := late.sign(a.signer); err != nil {
 		t.Fatal(err)
 	}
 	if err := accept(late); err != nil {
 		t.Fatalf("previous epoch within the window: %v", err)
 	}
-	clock.Advance(time.Minute)
+	clock.Advance(EpochLength)
 	if err := accept(r1); !errors.Is(err, ErrEpoch) {
 		t.Fatalf("two epochs old: %v", err)
 	}
@@ -306,7 +306,7 @@ func TestAcceptRefusals(t *testing.T) {
 
 func TestAcceptObservesEpochCapped(t *testing.T) {
 	a, b, _ := pair(t)
-	r := &Receipt{Context: ctxA, Src: a.id(), Dst: b.id(), Epoch: 1001, Cost: 1, Nonce: 1}
+	r := &Receipt{Context: ctxA, Src: a.id(), Dst: b.id(), Epoch: 1001, Period: 1, Cost: 1, Nonce: 1}
 	if err := r.sign(a.signer); err != nil {
 		t.Fatal(err)
 	}
@@ -317,7 +317,7 @@ func TestAcceptObservesEpochCapped(t *testing.T) {
 		t.Fatalf("epoch %d after a peer's 1001", got)
 	}
 	// 1002 is within the new window but beyond wall+1: accepted, not adopted.
-	r2 := &Receipt{Context: core.ContextID{2}, Src: a.id(), Dst: b.id(), Epoch: 1002, Cost: 1, Nonce: 1}
+	r2 := &Receipt{Context: core.ContextID{2}, Src: a.id(), Dst: b.id(), Epoch: 1002, Period: 1, Cost: 1, Nonce: 1}
 	if err := r2.sign(a.signer); err != nil {
 		t.Fatal(err)
 	}
@@ -468,7 +468,7 @@ func TestEpochRotationAndAudit(t *testing.T) {
 	a.charge(k, 10)
 	last := a.charge(k, 20)
 	a.charge(quiet, 5)
-	clock.Advance(time.Minute)
+	clock.Advance(EpochLength)
 	if en := a.get(k); en.State.Spent != 0 || en.LastNonce != 0 || en.Epoch != 1001 {
 		t.Fatalf("new epoch shows %+v", en)
 	}
@@ -523,9 +523,9 @@ func TestEpochRotationAndAudit(t *testing.T) {
 func TestEpochNeverRegressesAcrossRestart(t *testing.T) {
 	a, b, clock := pair(t)
 	k := Key{Context: ctxA, Peer: b.id()}
-	clock.Advance(time.Minute)
+	clock.Advance(EpochLength)
 	a.charge(k, 1)
-	clock.Advance(-10 * time.Minute) // the clock steps back over a restart
+	clock.Advance(-10 * EpochLength) // the clock steps back over a restart
 	a.reopen()
 	if e := a.l.Epochs().Current(); e != 1001 {
 		t.Fatalf("epoch %d after restart", e)

@@ -13,7 +13,7 @@ import (
 // us do work and expose metadata, which scales with messages as much as with
 // bytes; the envelope's own size is bounded by transport.
 //
-// Default limits per epoch (an epoch is 5 minutes by default):
+// Default limits per budget period (5 minutes by default):
 const (
 	// DefaultLinkLimit bounds a pairwise link context (pings, handshakes):
 	// 64 Ki units, about 200 small messages a second sustained.
@@ -147,8 +147,8 @@ func DefaultPolicy() Policy {
 	}
 }
 
-// Limit is the flow limit per epoch of k, a context of class c. An unknown
-// class gets 0, which denies.
+// Limit is the flow limit per budget period of k, a context of class c. An
+// unknown class gets 0, which denies.
 func (p Policy) Limit(k Key, c Class) uint64 {
 	l := p.Flow.of(c)
 	for _, o := range p.Overrides {

@@ -52,7 +52,8 @@ func (l *Ledger) Get(ctx context.Context, k Key) (Entry, error) {
 }
 
 // entry reads k as of the current epoch: a chain of an earlier epoch shows
-// as nothing spent, which is what the next charge will see.
+// as no receipt, and a spend of an earlier budget period as nothing spent,
+// which is what the next charge will see.
 func (l *Ledger) entry(k Key) (Entry, bool) {
 	l.mu.RLock()
 	sk, rk := l.send[k], l.recv[k]
@@ -80,25 +81,23 @@ func (l *Ledger) entry(k Key) (Entry, bool) {
 		return Entry{}, false
 	}
 	e := l.epochs.Current()
-	en := Entry{Key: k, Epoch: e, Override: override, HasOverride: hasOverride}
+	en := Entry{Key: k, Epoch: e, Period: l.period, Override: override, HasOverride: hasOverride}
 	if sk != nil {
 		sk.mu.Lock()
-		rec := sk.rec
+		rec := sk.rec.at(e, l.period)
 		sk.mu.Unlock()
 		en.Class = rec.class
-		if rec.epoch >= e {
-			en.State.Spent, en.LastNonce = rec.spent, rec.nonce
-		}
+		en.State.Spent, en.LastNonce = rec.spent, rec.nonce
 	}
 	if rk != nil {
 		rk.mu.Lock()
 		if en.Class == 0 {
 			en.Class = rk.class
 		}
-		en.Received = rk.chains[e].received
+		en.Received = periodReceived(rk.chains, e, l.period)
 		rk.mu.Unlock()
 	}
-	en.State.Epoch = e
+	en.State.Epoch = periodStart(e, l.period)
 	en.State.Limit = l.limit(k, en.Class)
 	en.ReceivedLimit = en.State.Limit
 	return en, true

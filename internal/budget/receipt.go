@@ -20,12 +20,19 @@ const (
 )
 
 const (
-	receiptVersion = 1
-	// unsignedLen: version(1) context(32) src(32) dst(32) epoch(8) cost(8)
-	// nonce(8) prev(32).
-	unsignedLen = 1 + 32 + 32 + 32 + 8 + 8 + 8 + 32
-	// ReceiptSize is the length of every encoded receipt.
-	ReceiptSize = unsignedLen + ed25519.SignatureSize
+	// receiptVersion 2 numbers epochs in the protocol's EpochLength and names
+	// the sender's budget period. Version 1 numbered epochs in units of the
+	// sender's local setting; such receipts are still decoded, for the audit
+	// rings of stores from before, but never accepted from a peer.
+	receiptVersion   = 2
+	receiptVersionV1 = 1
+	// unsignedLen: version(1) context(32) src(32) dst(32) epoch(8) period(4)
+	// cost(8) nonce(8) prev(32).
+	unsignedLen   = 1 + 32 + 32 + 32 + 8 + 4 + 8 + 8 + 32
+	unsignedLenV1 = unsignedLen - 4
+	// ReceiptSize is the length of every encoded version 2 receipt.
+	ReceiptSize   = unsignedLen + ed25519.SignatureSize
+	receiptSizeV1 = unsignedLenV1 + ed25519.SignatureSize
 )
 
 // Receipt is a sender's signed proof that it paid Cost from its (Context,
@@ -36,28 +43,43 @@ const (
 //
 // Encoding (fixed length ReceiptSize, integers big-endian):
 //
-//	version(1)=1 ‖ context(32) ‖ src(32) ‖ dst(32) ‖ epoch(8) ‖ cost(8) ‖
-//	nonce(8) ‖ prev(32) ‖ sig(64)
+//	version(1)=2 ‖ context(32) ‖ src(32) ‖ dst(32) ‖ epoch(8) ‖ period(4) ‖
+//	cost(8) ‖ nonce(8) ‖ prev(32) ‖ sig(64)
 //
 // Hash = TaggedHash(TagReceipt, encoding without sig); Sig is src's Ed25519
 // signature over "aura/receipt/sig/v1" ‖ 0x00 ‖ Hash.
+//
+// A version 1 receipt (no period field, epoch in the sender's own units) from
+// a store of before decodes with Period 0 and re-encodes as version 1.
 type Receipt struct {
 	Context core.ContextID
 	Src     core.DeviceID
 	Dst     core.DeviceID
-	Epoch   core.Epoch
-	Cost    uint64
-	Nonce   uint64
-	Prev    core.Hash
-	Sig     []byte
+	// Epoch is the protocol epoch (EpochLength) the cost was paid in.
+	Epoch core.Epoch
+	// Period is the sender's budget period in epochs: Cost counts against
+	// the sender's spend of the period of that many epochs holding Epoch.
+	// 0 only in a version 1 receipt.
+	Period uint32
+	Cost   uint64
+	Nonce  uint64
+	Prev   core.Hash
+	Sig    []byte
 }
 
 func (r *Receipt) appendUnsigned(b []byte) []byte {
-	b = append(b, receiptVersion)
+	if r.Period == 0 {
+		b = append(b, receiptVersionV1)
+	} else {
+		b = append(b, receiptVersion)
+	}
 	b = append(b, r.Context[:]...)
 	b = append(b, r.Src[:]...)
 	b = append(b, r.Dst[:]...)
 	b = binary.BigEndian.AppendUint64(b, uint64(r.Epoch))
+	if r.Period != 0 {
+		b = binary.BigEndian.AppendUint32(b, r.Period)
+	}
 	b = binary.BigEndian.AppendUint64(b, r.Cost)
 	b = binary.BigEndian.AppendUint64(b, r.Nonce)
 	return append(b, r.Prev[:]...)
@@ -99,6 +121,8 @@ func (r *Receipt) check() error {
 		return fmt.Errorf("receipt %d without a prev: %w", r.Nonce, ErrMalformed)
 	case r.Src == r.Dst:
 		return fmt.Errorf("receipt from a device to itself: %w", ErrMalformed)
+	case r.Period > maxPeriodEpochs:
+		return fmt.Errorf("budget period of %d epochs, at most %d: %w", r.Period, maxPeriodEpochs, ErrMalformed)
 	}
 	return nil
 }
@@ -107,6 +131,9 @@ func (r *Receipt) check() error {
 func (r *Receipt) sign(signer journal.Signer) error {
 	if signer.DeviceID() != r.Src {
 		return fmt.Errorf("signer %s is not the receipt's src %s: %w", signer.DeviceID(), r.Src, core.ErrInvalidArgument)
+	}
+	if r.Period == 0 {
+		return fmt.Errorf("receipt without a budget period: %w", core.ErrInvalidArgument)
 	}
 	if err := r.check(); err != nil {
 		return err
@@ -128,13 +155,16 @@ func (r *Receipt) Verify() error {
 }
 
 // DecodeReceipt parses a receipt from the network or the disk, accepting
-// exactly the canonical encoding. It checks structure, not the signature.
-// The result does not alias b.
+// exactly the canonical encoding of version 2, or of version 1 (which only
+// old audit rings hold; Ledger.Accept refuses it). It checks structure, not
+// the signature. The result does not alias b.
 func DecodeReceipt(b []byte) (*Receipt, error) {
-	if len(b) != ReceiptSize {
-		return nil, fmt.Errorf("%d bytes, want %d: %w", len(b), ReceiptSize, ErrMalformed)
-	}
-	if b[0] != receiptVersion {
+	switch {
+	case len(b) == 0:
+		return nil, fmt.Errorf("empty receipt: %w", ErrMalformed)
+	case b[0] == receiptVersion && len(b) != ReceiptSize, b[0] == receiptVersionV1 && len(b) != receiptSizeV1:
+		return nil, fmt.Errorf("version %d receipt of %d bytes: %w", b[0], len(b), ErrMalformed)
+	case b[0] != receiptVersion && b[0] != receiptVersionV1:
 		return nil, fmt.Errorf("version %d unknown: %w", b[0], ErrMalformed)
 	}
 	r := &Receipt{}
@@ -143,9 +173,17 @@ func DecodeReceipt(b []byte) (*Receipt, error) {
 	off += copy(r.Src[:], b[off:])
 	off += copy(r.Dst[:], b[off:])
 	r.Epoch = core.Epoch(binary.BigEndian.Uint64(b[off:]))
-	r.Cost = binary.BigEndian.Uint64(b[off+8:])
-	r.Nonce = binary.BigEndian.Uint64(b[off+16:])
-	off += 24
+	off += 8
+	if b[0] == receiptVersion {
+		r.Period = binary.BigEndian.Uint32(b[off:])
+		off += 4
+		if r.Period == 0 {
+			return nil, fmt.Errorf("budget period 0: %w", ErrMalformed)
+		}
+	}
+	r.Cost = binary.BigEndian.Uint64(b[off:])
+	r.Nonce = binary.BigEndian.Uint64(b[off+8:])
+	off += 16
 	off += copy(r.Prev[:], b[off:])
 	r.Sig = append([]byte(nil), b[off:]...)
 	if err := r.check(); err != nil {

@@ -27,8 +27,9 @@ type Key struct {
 
 func (k Key) String() string { return k.Context.String() + "/" + k.Peer.String() }
 
-// State is one (context, peer) budget. It is a join-semilattice ordered
-// lexicographically by epoch first:
+// State is one (context, peer) budget in a budget period, named by its first
+// epoch (Epoch). It is a join-semilattice ordered lexicographically by epoch
+// first:
 //
 //   - a higher epoch wins outright, so the spend of an old epoch never leaks
 //     into a newer one (Aura's epoch-blind max/max/min merge did exactly that);
@@ -86,8 +87,8 @@ func (s State) Charge(cost uint64) (State, error) {
 	return s, nil
 }
 
-// Rotate moves the budget to epoch e, which replenishes it: a later epoch
-// starts with nothing spent. An epoch that is not later changes nothing, so
+// Rotate moves the budget to the period starting at epoch e, which
+// replenishes it: a later period starts with nothing spent. An epoch that is not later changes nothing, so
 // rotation never regresses.
 func (s State) Rotate(e core.Epoch) State {
 	if e <= s.Epoch {

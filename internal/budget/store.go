@@ -15,8 +15,11 @@ import (
 // TxOps so that every write commits atomically with the facts it accompanies.
 // The layout is drawn in doc.go; every name is declared here.
 const (
-	extOwner      = "budget"
-	layoutVersion = 1
+	extOwner = "budget"
+	// layoutVersion 2: epochs are protocol epochs (EpochLength) everywhere,
+	// and send records name their budget period. Version 1 numbered epochs in
+	// units of the configured epoch length; migrate1to2 converts it.
+	layoutVersion = 2
 	// ReceiptRing is how many recent receipts per (context, peer, direction,
 	// epoch) are kept for audit; older ones are summarised by the epoch
 	// summary fact, whose last hash commits to the whole chain.
@@ -39,53 +42,102 @@ const (
 	dirReceived byte = 2
 )
 
-const recordVersion = 1
+// recordVersion of the receive, leakage and limit records; sendVersion of
+// the send record (1 was the layout-1 send record, migrate.go).
+const (
+	recordVersion = 1
+	sendVersion   = 2
+)
 
-// sendRecord is the sender side of one (context, peer): the epoch's spend
-// and the head of its receipt chain. nonce 0 means no receipt this epoch.
+// sendRecord is the sender side of one (context, peer): the receipt chain of
+// its latest epoch and the spend of that epoch's budget period. nonce 0
+// means no receipt this epoch.
 type sendRecord struct {
 	class Class
+	// epoch of the chain; the spend is that of its period.
 	epoch core.Epoch
-	spent uint64
-	nonce uint64
-	head  core.Hash
+	// period is the budget period in epochs that spent covers: the one of
+	// period epochs holding epoch.
+	period uint32
+	spent  uint64
+	nonce  uint64
+	// cost is the chain's total: what its receipts paid this epoch.
+	cost uint64
+	head core.Hash
 }
 
-const sendRecordLen = 1 + 1 + 8 + 8 + 8 + 32
+const sendRecordLen = 1 + 1 + 8 + 4 + 8 + 8 + 8 + 32
 
-// encode: version(1) class(1) epoch(8) spent(8) nonce(8) head(32).
+// encode: version(1)=2 class(1) epoch(8) period(4) spent(8) nonce(8) cost(8)
+// head(32).
 func (s sendRecord) encode() []byte {
 	b := make([]byte, 0, sendRecordLen)
-	b = append(b, recordVersion, byte(s.class))
+	b = append(b, sendVersion, byte(s.class))
 	b = binary.BigEndian.AppendUint64(b, uint64(s.epoch))
+	b = binary.BigEndian.AppendUint32(b, s.period)
 	b = binary.BigEndian.AppendUint64(b, s.spent)
 	b = binary.BigEndian.AppendUint64(b, s.nonce)
+	b = binary.BigEndian.AppendUint64(b, s.cost)
 	return append(b, s.head[:]...)
 }
 
 func decodeSendRecord(b []byte) (sendRecord, error) {
 	var s sendRecord
-	if len(b) != sendRecordLen || b[0] != recordVersion {
+	if len(b) != sendRecordLen || b[0] != sendVersion {
 		return s, fmt.Errorf("send record of %d bytes: %w", len(b), ErrCorrupt)
 	}
 	s.class = Class(b[1])
 	s.epoch = core.Epoch(binary.BigEndian.Uint64(b[2:]))
-	s.spent = binary.BigEndian.Uint64(b[10:])
-	s.nonce = binary.BigEndian.Uint64(b[18:])
-	copy(s.head[:], b[26:])
-	if err := checkChain(s.class, s.nonce, s.spent, s.head); err != nil {
+	s.period = binary.BigEndian.Uint32(b[10:])
+	s.spent = binary.BigEndian.Uint64(b[14:])
+	s.nonce = binary.BigEndian.Uint64(b[22:])
+	s.cost = binary.BigEndian.Uint64(b[30:])
+	copy(s.head[:], b[38:])
+	if err := s.check(); err != nil {
 		return sendRecord{}, fmt.Errorf("send record: %w", err)
 	}
 	return s, nil
 }
 
-// checkChain: a chain with no receipt has no head and no spend; one with
+// check: a chain as checkChain says, within a period of valid length whose
+// spend includes it.
+func (s sendRecord) check() error {
+	if err := checkChain(s.class, s.nonce, s.cost, s.head); err != nil {
+		return err
+	}
+	switch {
+	case s.period == 0 || s.period > maxPeriodEpochs:
+		return fmt.Errorf("budget period of %d epochs: %w", s.period, ErrCorrupt)
+	case s.cost > s.spent:
+		return fmt.Errorf("chain cost %d above the period's spend %d: %w", s.cost, s.spent, ErrCorrupt)
+	}
+	return nil
+}
+
+// at returns the record as it stands in epoch e (not before its own): a
+// later epoch starts a new, empty chain, and a later period of k epochs
+// also nothing spent. A record that never was (period 0) takes period k.
+func (s sendRecord) at(e core.Epoch, k uint32) sendRecord {
+	if s.period == 0 {
+		s.period = k
+	}
+	if e <= s.epoch {
+		return s
+	}
+	n := sendRecord{class: s.class, epoch: e, period: s.period}
+	if periodStart(e, s.period) == periodStart(s.epoch, s.period) {
+		n.spent = s.spent
+	}
+	return n
+}
+
+// checkChain: a chain with no receipt has no head and no cost; one with
 // receipts has a head.
-func checkChain(c Class, nonce, spent uint64, head core.Hash) error {
+func checkChain(c Class, nonce, cost uint64, head core.Hash) error {
 	switch {
 	case !c.Valid():
 		return fmt.Errorf("class %d: %w", c, ErrCorrupt)
-	case nonce == 0 && (spent != 0 || !head.IsZero()):
+	case nonce == 0 && (cost != 0 || !head.IsZero()):
 		return fmt.Errorf("spend without receipts: %w", ErrCorrupt)
 	case nonce != 0 && head.IsZero():
 		return fmt.Errorf("receipts without a head: %w", ErrCorrupt)

@@ -49,8 +49,13 @@ type P2PConfig struct {
 	ConnHigh     int      `toml:"conn_high" comment:"...once there are more than this many."`
 }
 
-// BudgetConfig configures flow budgets: what each peer may cost per epoch.
+// BudgetConfig configures flow budgets: what each peer may cost per budget
+// period.
 type BudgetConfig struct {
+	// Epoch is the budget period (budget.Config.EpochDuration): a whole
+	// number of the protocol's epochs (budget.EpochLength, not configurable,
+	// so peers always agree on epoch numbers), 5m to 24h. It is local policy
+	// like the limits, and a change carries current spends over.
 	Epoch        Duration `toml:"epoch" comment:"Budget epoch: spent budgets reset when it turns."`
 	LinkLimit    uint64   `toml:"link_limit" comment:"Flow units per epoch per peer in a pairwise link context (pings, handshakes)."`
 	ContactLimit uint64   `toml:"contact_limit" comment:"Flow units per epoch per peer in a two-party context."`
@@ -163,8 +168,8 @@ func (c *Config) Validate() error {
 	if c.P2P.ConnLow < 1 || c.P2P.ConnHigh < c.P2P.ConnLow {
 		bad("p2p.conn_low = %d, p2p.conn_high = %d: want 1 <= low <= high", c.P2P.ConnLow, c.P2P.ConnHigh)
 	}
-	if e := time.Duration(c.Budget.Epoch); e < time.Second || e > 24*time.Hour {
-		bad("budget.epoch = %s: want 1s to 24h", e)
+	if _, err := budget.PeriodEpochs(time.Duration(c.Budget.Epoch)); err != nil || c.Budget.Epoch == 0 {
+		bad("budget.epoch = %s: want a whole number of %s epochs, %s to %s", time.Duration(c.Budget.Epoch), budget.EpochLength, budget.EpochLength, budget.MaxPeriod)
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("config: %w: %w", errors.Join(errs...), core.ErrInvalidArgument)

@@ -183,7 +183,8 @@ func Start(ctx context.Context, cfg Config, d Deps) (_ *Node, err error) {
 	bgCtx, stopBG := context.WithCancel(context.Background())
 	n.stopBG = stopBG
 	n.bg.Add(1)
-	go n.sweepBudgets(bgCtx, time.Duration(cfg.Budget.Epoch))
+	// Chains close every protocol epoch, whatever the budget period.
+	go n.sweepBudgets(bgCtx, budget.EpochLength)
 	if known, err := n.transport.LoadPeers(ctx, n.journal); err != nil {
 		return nil, fmt.Errorf("known peers: %w", err)
 	} else if len(known) > 0 {

@@ -19,6 +19,7 @@
 // Incoming frames are decoded, checked against the authenticated sender and the
 // receipt they carry (Charger.Accept: signature, epoch window, chain, the
 // limit this device grants the sender) before any handler sees them. A frame
-// that fails is dropped and counted; a peer that keeps failing is
-// disconnected and refused for a growing back-off.
+// that fails is dropped and counted per reason (a receipt on another epoch
+// schedule, ErrEpochSchedule, apart from other receipt failures); a peer that
+// keeps failing is disconnected and refused for a growing back-off.
 package transport

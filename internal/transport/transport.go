@@ -131,6 +131,13 @@ var (
 	ErrUnknownProtocol = fmt.Errorf("protocol not registered: %w", core.ErrInvalidArgument)
 	ErrSelf            = fmt.Errorf("a device does not send to itself: %w", core.ErrInvalidArgument)
 	ErrBackoff         = fmt.Errorf("peer is backed off after repeated misbehaviour: %w", core.ErrUnavailable)
+	// ErrEpochSchedule: a receipt made on another budget schedule than this
+	// device's, such as one from a peer on an older protocol version whose
+	// epochs follow its local setting. Such a peer is not short of budget and
+	// is not forging anything: it needs an upgrade or another configuration,
+	// and the operator needs to see that. A Charger's Accept wraps it, and the
+	// receive path counts these drops under their own reason.
+	ErrEpochSchedule = fmt.Errorf("peer's budget epoch schedule differs from this device's: %w", core.ErrFailedPrecondition)
 )
 
 // Drop reasons, counted per reason.
@@ -140,6 +147,8 @@ const (
 	DropUnauthorized = "unauthorized"
 	DropReceipt      = "receipt"
 	DropNoHandler    = "no_handler"
+	// DropEpochSchedule: a receipt refused with ErrEpochSchedule.
+	DropEpochSchedule = "epoch_schedule_mismatch"
 )
 
 // Transport owns the host and the guard chain.
@@ -331,7 +340,11 @@ func (t *Transport) accept(remote peer.ID, from core.DeviceID, frame []byte) boo
 		return false
 	}
 	if err := t.charger.Accept(ctx, env, class); err != nil {
-		t.drop(remote, DropReceipt, err)
+		reason := DropReceipt
+		if errors.Is(err, ErrEpochSchedule) {
+			reason = DropEpochSchedule
+		}
+		t.drop(remote, reason, err)
 		return false
 	}
 	proto := protocol.ID(env.Protocol)

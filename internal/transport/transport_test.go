@@ -50,6 +50,12 @@ func newTNode(t testing.TB, policy budget.Policy, opts ...func(*transport.Option
 // openTNode opens (or reopens, after a restart) a device with its journal at path.
 func openTNode(t testing.TB, path string, key ed25519.PrivateKey, policy budget.Policy, opts ...func(*transport.Options)) *tnode {
 	t.Helper()
+	return openTNodePeriod(t, path, key, policy, time.Hour, opts...)
+}
+
+// openTNodePeriod is openTNode with the given budget period.
+func openTNodePeriod(t testing.TB, path string, key ed25519.PrivateKey, policy budget.Policy, period time.Duration, opts ...func(*transport.Options)) *tnode {
+	t.Helper()
 	ctx := context.Background()
 	j, err := journal.Open(ctx, journal.Options{Path: path, Validators: budget.Validators()})
 	if err != nil {
@@ -62,7 +68,7 @@ func openTNode(t testing.TB, path string, key ed25519.PrivateKey, policy budget.
 	if _, _, err := j.AppendLocal(ctx, signer, journal.Draft{Namespace: ns, TypeID: journal.TypeGenesis, Payload: payload}); err != nil && !errors.Is(err, core.ErrAlreadyExists) {
 		t.Fatal(err)
 	}
-	l, err := budget.Open(ctx, j, budget.Config{Policy: policy, EpochDuration: time.Hour, AuditNamespace: ns}, signer, core.SystemClock{}, zaptest.NewLogger(t))
+	l, err := budget.Open(ctx, j, budget.Config{Policy: policy, EpochDuration: period, AuditNamespace: ns}, signer, core.SystemClock{}, zaptest.NewLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
