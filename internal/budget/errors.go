@@ -44,7 +44,7 @@ var (
 	ErrOverLimit = fmt.Errorf("sender over the limit granted to it: %w", core.ErrResourceExhausted)
 
 	// ErrCorrupt: stored budget bytes do not decode. Never caused by a peer.
-	ErrCorrupt = fmt.Errorf("budget store corrupt: %w", core.ErrInternal)
+	ErrCorrupt = fmt.Errorf("budget store corrupt: %w", core.ErrDataLoss)
 	// ErrStale: a write was built on a state the store no longer holds (an
 	// earlier write of the same chain failed). The ledger reloads and the
 	// caller may retry.
