@@ -20,7 +20,11 @@ type StoredFact struct {
 // from the seq of the last fact it saw.
 var ErrWatchLagging = fmt.Errorf("watch fell behind; resume from the last seq received: %w", core.ErrAborted)
 
-const watchBuffer = 4096
+// watchBacklog is how many matching facts a watcher may fall behind the writer
+// before it is cut off with ErrWatchLagging. The backlog is a slice that grows
+// only as facts wait in it, so an idle watch costs a few words, not a
+// preallocated buffer: thousands of quiet watchers must stay cheap.
+const watchBacklog = 4096
 
 // hub fans committed facts out to watchers, in commit order.
 type hub struct {
@@ -42,17 +46,7 @@ func (h *hub) publish(facts []StoredFact) {
 	defer h.mu.Unlock()
 	h.lastSeq = facts[len(facts)-1].Seq
 	for s := range h.subs {
-		for _, f := range facts {
-			select {
-			case s.live <- f:
-			default:
-				s.lagging = true
-				close(s.live)
-				delete(h.subs, s)
-				goto next
-			}
-		}
-	next:
+		s.deliver(facts)
 	}
 }
 
@@ -61,8 +55,7 @@ func (h *hub) close() {
 	defer h.mu.Unlock()
 	h.closed = true
 	for s := range h.subs {
-		close(s.live)
-		delete(h.subs, s)
+		s.end(false)
 	}
 }
 
@@ -72,39 +65,53 @@ type WatchOptions struct {
 	Namespace *core.Namespace
 	// TypeID, if set, limits the watch to one type.
 	TypeID string
-	// AfterSeq resumes after this seq; 0 replays from the start.
+	// AfterSeq resumes after this seq: only facts with a greater seq are
+	// delivered; 0 replays from the start. A seq beyond the last committed one
+	// is refused rather than waited for: no cursor this journal handed out can
+	// be ahead of it, so the caller holds a cursor of another journal, or of
+	// this one before it was restored from an older backup, and waiting would
+	// silently skip the facts it lacks.
 	AfterSeq uint64
-	// FromNow skips the replay.
+	// FromNow skips the replay; AfterSeq is then ignored.
 	FromNow bool
 }
 
 // Subscription delivers facts in commit order: first the stored ones after the
 // cursor, then each new commit.
 type Subscription struct {
-	j       *Journal
-	opts    WatchOptions
-	live    chan StoredFact
-	lagging bool // written under hub.mu before live is closed
-	replay  []StoredFact
-	nextSeq uint64 // next stored seq to replay
-	endSeq  uint64 // replay covers seqs up to and including this
+	j    *Journal
+	opts WatchOptions
+	wake chan struct{} // capacity 1: "pending or ended changed"
+
+	// Guarded by j.hub.mu.
+	pending []StoredFact // matching facts committed since the watch began
+	ended   bool         // removed from the hub: closed, or lagging
+	lagging bool
+
+	// Owned by the reader (Next).
+	replay []StoredFact
+	cursor uint64 // last stored seq replayed (or skipped)
+	endSeq uint64 // the replay covers seqs up to and including this
 }
 
 // Watch subscribes to facts matching opts.
 func (j *Journal) Watch(ctx context.Context, opts WatchOptions) (*Subscription, error) {
-	s := &Subscription{j: j, opts: opts, live: make(chan StoredFact, watchBuffer)}
-	j.hub.mu.Lock()
-	if j.hub.closed {
-		j.hub.mu.Unlock()
+	s := &Subscription{j: j, opts: opts, wake: make(chan struct{}, 1)}
+	h := j.hub
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
 		return nil, ErrClosed
 	}
-	j.hub.subs[s] = struct{}{}
-	s.endSeq = j.hub.lastSeq
-	j.hub.mu.Unlock()
-	s.nextSeq = opts.AfterSeq + 1
-	if opts.FromNow {
-		s.nextSeq = s.endSeq + 1
+	if !opts.FromNow && opts.AfterSeq > h.lastSeq {
+		return nil, fmt.Errorf("after_seq %d is beyond the last seq %d: %w", opts.AfterSeq, h.lastSeq, core.ErrInvalidArgument)
 	}
+	s.endSeq = h.lastSeq
+	s.cursor = opts.AfterSeq
+	if opts.FromNow {
+		s.cursor = s.endSeq
+	}
+	h.subs[s] = struct{}{}
 	return s, nil
 }
 
@@ -113,9 +120,49 @@ func (s *Subscription) Close() {
 	h := s.j.hub
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if _, ok := h.subs[s]; ok {
-		delete(h.subs, s)
-		close(s.live)
+	s.end(false)
+	s.pending = nil
+}
+
+// deliver queues the facts of one commit that s wants; h.mu is held.
+func (s *Subscription) deliver(facts []StoredFact) {
+	n := 0
+	for _, f := range facts {
+		if f.Seq > s.endSeq && s.matches(f) {
+			n++
+		}
+	}
+	if n == 0 {
+		return
+	}
+	if len(s.pending)+n > watchBacklog {
+		// What is already queued is still delivered, then ErrWatchLagging:
+		// the reader resumes exactly after the last fact it got.
+		s.end(true)
+		return
+	}
+	for _, f := range facts {
+		if f.Seq > s.endSeq && s.matches(f) {
+			s.pending = append(s.pending, f)
+		}
+	}
+	s.signal()
+}
+
+// end removes s from the hub; h.mu is held.
+func (s *Subscription) end(lagging bool) {
+	if s.ended {
+		return
+	}
+	delete(s.j.hub.subs, s)
+	s.ended, s.lagging = true, lagging
+	s.signal()
+}
+
+func (s *Subscription) signal() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
 	}
 }
 
@@ -128,6 +175,7 @@ func (s *Subscription) matches(f StoredFact) bool {
 
 // Next blocks for the next matching fact.
 func (s *Subscription) Next(ctx context.Context) (StoredFact, error) {
+	h := s.j.hub
 	for {
 		for len(s.replay) > 0 {
 			f := s.replay[0]
@@ -136,27 +184,27 @@ func (s *Subscription) Next(ctx context.Context) (StoredFact, error) {
 				return f, nil
 			}
 		}
-		if s.nextSeq <= s.endSeq {
+		if s.cursor < s.endSeq {
 			if err := s.fill(); err != nil {
 				return StoredFact{}, err
 			}
 			continue
 		}
+		h.mu.Lock()
+		// Taking the whole backlog lets the writer start a fresh, small one.
+		s.replay, s.pending = s.pending, nil
+		ended, lagging := s.ended, s.lagging
+		h.mu.Unlock()
+		switch {
+		case len(s.replay) > 0:
+			continue
+		case lagging:
+			return StoredFact{}, ErrWatchLagging
+		case ended:
+			return StoredFact{}, ErrClosed
+		}
 		select {
-		case f, ok := <-s.live:
-			if !ok {
-				s.j.hub.mu.Lock()
-				lagging := s.lagging
-				s.j.hub.mu.Unlock()
-				if lagging {
-					return StoredFact{}, ErrWatchLagging
-				}
-				return StoredFact{}, ErrClosed
-			}
-			if f.Seq <= s.endSeq || !s.matches(f) {
-				continue
-			}
-			return f, nil
+		case <-s.wake:
 		case <-ctx.Done():
 			return StoredFact{}, ctx.Err()
 		}
@@ -166,9 +214,10 @@ func (s *Subscription) Next(ctx context.Context) (StoredFact, error) {
 // fill reads the next page of the replay from the log.
 func (s *Subscription) fill() error {
 	const page = 256
-	return s.j.db.View(func(tx *bolt.Tx) error {
+	return s.j.view(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketLog).Cursor()
-		for k, v := c.Seek(u64(s.nextSeq)); k != nil && len(s.replay) < page; k, v = c.Next() {
+		// cursor < endSeq here, so cursor+1 does not wrap.
+		for k, v := c.Seek(u64(s.cursor + 1)); k != nil && len(s.replay) < page; k, v = c.Next() {
 			seq := getU64(k)
 			if seq > s.endSeq {
 				break
@@ -182,10 +231,10 @@ func (s *Subscription) fill() error {
 				return err
 			}
 			s.replay = append(s.replay, StoredFact{SignedFact: sf, Seq: seq})
-			s.nextSeq = seq + 1
+			s.cursor = seq
 		}
 		if len(s.replay) == 0 {
-			s.nextSeq = s.endSeq + 1
+			s.cursor = s.endSeq
 		}
 		return nil
 	})
@@ -201,9 +250,5 @@ func readFact(tx *bolt.Tx, loc location) (*SignedFact, error) {
 	if raw == nil {
 		return nil, fmt.Errorf("fact %s missing: %w", loc.key.ID, ErrCorrupt)
 	}
-	sf, err := DecodeSignedFact(append([]byte(nil), raw...))
-	if err != nil {
-		return nil, fmt.Errorf("stored fact %s: %w: %w", loc.key.ID, err, ErrCorrupt)
-	}
-	return sf, nil
+	return decodeStored(loc.key, raw)
 }

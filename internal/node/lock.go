@@ -4,12 +4,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"syscall"
 )
 
 const lockFileName = "aurad.lock"
+
+// maxLockInfo bounds what is read back from a lock file.
+const maxLockInfo = 4096
 
 // ErrAlreadyRunning: another aurad holds the data dir or serves the socket.
 var ErrAlreadyRunning = errors.New("aurad is already running")
@@ -38,9 +42,20 @@ type lockInfo struct {
 
 // dataDirLock is an exclusive flock on <datadir>/aurad.lock, released when the
 // process dies however it dies, so a crash leaves no stale lock.
-type dataDirLock struct{ f *os.File }
+type dataDirLock struct {
+	f *os.File
+	// infoErr says why the pid and socket could not be written into the lock
+	// file (a full disk, typically). The lock holds regardless: the info only
+	// lets a second daemon name the first.
+	infoErr error
+}
 
 func lockDataDir(dir, socket string) (*dataDirLock, error) {
+	return lockDataDirWith(dir, socket, writeLockInfo)
+}
+
+// lockDataDirWith takes the lock, writing the holder's info with write.
+func lockDataDirWith(dir, socket string, write func(f *os.File, info []byte) error) (*dataDirLock, error) {
 	path := filepath.Join(dir, lockFileName)
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
@@ -52,21 +67,31 @@ func lockDataDir(dir, socket string) (*dataDirLock, error) {
 			return nil, fmt.Errorf("lock %s: %w", path, err)
 		}
 		e := &alreadyRunningError{dir: dir}
-		if b, rerr := os.ReadFile(path); rerr == nil {
+		// Bounded: the info is a line of JSON, and the file could be anything.
+		if b, rerr := io.ReadAll(io.LimitReader(f, maxLockInfo)); rerr == nil {
 			_ = json.Unmarshal(b, &e.held)
 		}
 		return nil, e
 	}
+	l := &dataDirLock{f: f}
 	info, _ := json.Marshal(lockInfo{PID: os.Getpid(), Socket: socket})
-	if err := f.Truncate(0); err != nil {
-		f.Close()
-		return nil, err
+	if err := write(f, append(info, '\n')); err != nil {
+		// On a full disk aurad must still start and serve reads. What the
+		// file held names a daemon that is gone; empty, it names none.
+		_ = f.Truncate(0)
+		l.infoErr = fmt.Errorf("write holder info into %s: %w", path, err)
 	}
-	if _, err := f.WriteAt(append(info, '\n'), 0); err != nil {
-		f.Close()
-		return nil, err
+	return l, nil
+}
+
+// writeLockInfo overwrites the file with info. Writing over the old contents
+// before trimming them reuses the blocks the file already has, where
+// truncating first would need a free block for the new contents.
+func writeLockInfo(f *os.File, info []byte) error {
+	if _, err := f.WriteAt(info, 0); err != nil {
+		return err
 	}
-	return &dataDirLock{f: f}, nil
+	return f.Truncate(int64(len(info)))
 }
 
 func (l *dataDirLock) release() {

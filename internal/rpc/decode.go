@@ -61,12 +61,19 @@ func undecodable(v any) error {
 	return status.Error(codes.InvalidArgument, fmt.Sprintf("request does not decode: %s", msg))
 }
 
-// decodingStream applies the same check to streamed requests.
-type decodingStream struct{ grpc.ServerStream }
+// decodingStream applies the same check to streamed requests, and keeps the
+// first one so that an error can be checked for echoes of it.
+type decodingStream struct {
+	grpc.ServerStream
+	first any
+}
 
-func (s decodingStream) RecvMsg(m any) error {
+func (s *decodingStream) RecvMsg(m any) error {
 	if err := s.ServerStream.RecvMsg(m); err != nil {
 		return err
+	}
+	if s.first == nil {
+		s.first = m
 	}
 	return undecodable(m)
 }

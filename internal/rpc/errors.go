@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"syscall"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -26,20 +27,46 @@ var codeTable = []struct {
 	{core.ErrPermissionDenied, codes.PermissionDenied},
 	{core.ErrUnauthenticated, codes.Unauthenticated},
 	{core.ErrUnavailable, codes.Unavailable},
+	{core.ErrDataLoss, codes.DataLoss},
 	{core.ErrInternal, codes.Internal},
 	{context.Canceled, codes.Canceled},
 	{context.DeadlineExceeded, codes.DeadlineExceeded},
 }
 
+// diskErrors are the errnos of a full disk. The journal reports a failed
+// commit as Unavailable, which tells a client to wait for the daemon; a full
+// disk waits for the operator instead, so it is ResourceExhausted, and says
+// which errno (hence which resource) ran out. They are checked before the
+// sentinels because a failed commit wraps both.
+var diskErrors = []struct {
+	errno  syscall.Errno
+	prefix string
+}{
+	{syscall.ENOSPC, "disk full"},
+	{syscall.EDQUOT, "disk quota exceeded"},
+}
+
 // ToStatus converts a domain error into a gRPC status. Errors that are already
 // statuses pass through; errors wrapping no sentinel are bugs and become
-// Internal (bug reports false), never Unknown.
+// Internal (bug reports false), never Unknown. Messages longer than
+// maxMessage are cut.
 func ToStatus(err error) (st *status.Status, known bool) {
 	if err == nil {
 		return nil, true
 	}
+	st, known = toStatus(err)
+	if msg := capMessage(st.Message()); msg != st.Message() {
+		st = status.New(st.Code(), msg)
+	}
+	return st, known
+}
+
+func toStatus(err error) (*status.Status, bool) {
 	if s, ok := status.FromError(err); ok && s.Code() != codes.Unknown {
 		return s, true
+	}
+	if msg, ok := diskFull(err); ok {
+		return status.New(codes.ResourceExhausted, msg), true
 	}
 	for _, e := range codeTable {
 		if errors.Is(err, e.err) {
@@ -47,6 +74,44 @@ func ToStatus(err error) (st *status.Status, known bool) {
 		}
 	}
 	return status.New(codes.Internal, "internal error: "+err.Error()), false
+}
+
+// diskFull recognises a full disk or quota: "disk full: commit: write
+// /data/journal.db: no space left on device".
+func diskFull(err error) (string, bool) {
+	msg := err.Error()
+	for _, e := range codeTable {
+		if errors.Is(err, e.err) {
+			msg = message(err, e.err)
+			break
+		}
+	}
+	for _, d := range diskErrors {
+		text := d.errno.Error()
+		// bbolt formats some I/O errors with %s ("file resize error: no
+		// space left on device"), losing the errno, so its text is matched
+		// too; but only in server-side failures, since a client's input
+		// echoed in an InvalidArgument message may contain any text.
+		byText := serverFailure(err) && strings.Contains(msg, text)
+		if !errors.Is(err, d.errno) && !byText {
+			continue
+		}
+		if !strings.Contains(msg, text) {
+			msg += " (" + text + ")"
+		}
+		return d.prefix + ": " + msg, true
+	}
+	return "", false
+}
+
+// serverFailure: err wraps no sentinel, or one that means the server failed.
+func serverFailure(err error) bool {
+	for _, e := range codeTable {
+		if errors.Is(err, e.err) {
+			return e.err == core.ErrUnavailable || e.err == core.ErrDataLoss || e.err == core.ErrInternal
+		}
+	}
+	return true
 }
 
 // message drops the sentinel's own text, which domain errors append when they

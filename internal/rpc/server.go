@@ -7,6 +7,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -61,6 +62,10 @@ type Options struct {
 	Token string
 	// SlowCall is the duration above which a unary call is logged at warn.
 	SlowCall time.Duration
+	// MaxStreamsPerConn and MaxStreams bound the streams (watches, pings)
+	// open at once on one connection and in all; 0 means the default.
+	MaxStreamsPerConn int
+	MaxStreams        int
 }
 
 // ServerOptions returns the interceptor chain as grpc.ServerOptions.
@@ -68,15 +73,27 @@ func ServerOptions(o Options) []grpc.ServerOption {
 	if o.SlowCall == 0 {
 		o.SlowCall = time.Second
 	}
-	c := &chain{o: o}
+	if o.MaxStreamsPerConn == 0 {
+		o.MaxStreamsPerConn = DefaultMaxStreamsPerConn
+	}
+	if o.MaxStreams == 0 {
+		o.MaxStreams = DefaultMaxStreams
+	}
+	c := &chain{o: o, streams: newStreamLimiter(o.MaxStreamsPerConn, o.MaxStreams)}
 	return []grpc.ServerOption{
 		ServerCodec(),
+		grpc.StatsHandler(&connTagger{}),
 		grpc.ChainUnaryInterceptor(c.recoverUnary, c.logUnary, c.gateUnary, c.authUnary, c.mapUnary),
-		grpc.ChainStreamInterceptor(c.recoverStream, c.logStream, c.gateStream, c.authStream, c.mapStream),
+		// Streams are counted only once the caller is known to be allowed.
+		grpc.ChainStreamInterceptor(c.recoverStream, c.logStream, c.gateStream, c.authStream, c.limitStream, c.mapStream),
 	}
 }
 
-type chain struct{ o Options }
+type chain struct {
+	o        Options
+	streams  *streamLimiter
+	untagged atomic.Uint64
+}
 
 func (c *chain) panicked(method string, r any) error {
 	c.o.Logger.Error("panic in RPC handler", zap.String("method", method), zap.Any("panic", r), zap.ByteString("stack", debug.Stack()))
@@ -208,11 +225,13 @@ func (c *chain) authStream(srv any, ss grpc.ServerStream, info *grpc.StreamServe
 	return h(srv, ss)
 }
 
-func (c *chain) mapErr(err error) error {
+// mapErr turns err into a status, shortening any long input of req that its
+// message repeats.
+func (c *chain) mapErr(err error, req any) error {
 	if err == nil {
 		return nil
 	}
-	st, _ := ToStatus(err)
+	st, _ := ToStatus(shortenEcho(err, longInputs(req)))
 	return st.Err()
 }
 
@@ -221,11 +240,13 @@ func (c *chain) mapUnary(ctx context.Context, req any, info *grpc.UnaryServerInf
 		return nil, err
 	}
 	resp, err := h(ctx, req)
-	return resp, c.mapErr(err)
+	return resp, c.mapErr(err, req)
 }
 
 func (c *chain) mapStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
-	return c.mapErr(h(srv, decodingStream{ss}))
+	ds := &decodingStream{ServerStream: ss}
+	err := h(srv, ds)
+	return c.mapErr(err, ds.first)
 }
 
 // CheckPermissions fails if a registered method has no entry, or an entry

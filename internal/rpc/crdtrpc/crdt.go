@@ -11,6 +11,7 @@ import (
 	"github.com/aura-p2p/aura/internal/core"
 	"github.com/aura-p2p/aura/internal/crdt"
 	"github.com/aura-p2p/aura/internal/rpc"
+	"github.com/aura-p2p/aura/internal/rpc/safetext"
 )
 
 // Objects is what the service needs from the object store.
@@ -72,6 +73,11 @@ func (s *Service) Update(ctx context.Context, req *crdtv1.UpdateRequest) (*crdtv
 		op = crdt.Op{Type: crdt.OpMapRemove, Element: x.MapRemove.GetKey()}
 	default:
 		return nil, fmt.Errorf("update names no operation: %w", core.ErrInvalidArgument)
+	}
+	// Only Update checks: it is where a name is chosen. Get and Watch still
+	// reach objects a peer or an older aurad named with hidden characters.
+	if err := safetext.CheckName("object name", req.GetName()); err != nil {
+		return nil, err
 	}
 	id, obj, err := s.o.Update(ctx, ns, req.GetName(), op)
 	if err != nil {

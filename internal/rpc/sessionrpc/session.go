@@ -15,6 +15,7 @@ import (
 	"github.com/aura-p2p/aura/internal/choreo"
 	"github.com/aura-p2p/aura/internal/core"
 	"github.com/aura-p2p/aura/internal/rpc"
+	"github.com/aura-p2p/aura/internal/rpc/safetext"
 	"github.com/aura-p2p/aura/internal/transport"
 )
 
@@ -55,19 +56,30 @@ func (s *Service) StartSession(ctx context.Context, req *sessionv1.StartSessionR
 	if req.GetProtocol() == "" {
 		return nil, fmt.Errorf("no protocol given: %w", core.ErrInvalidArgument)
 	}
+	if err := safetext.CheckName("protocol name", req.GetProtocol()); err != nil {
+		return nil, err
+	}
+	for _, c := range req.GetChoices() {
+		if err := safetext.CheckName("choice", c); err != nil {
+			return nil, err
+		}
+	}
 	roles := map[string]core.DeviceID{}
 	for _, r := range req.GetRoles() {
 		if r.GetRole() == "" {
 			return nil, fmt.Errorf("role assignment without a role: %w", core.ErrInvalidArgument)
 		}
+		if err := safetext.CheckName("role name", r.GetRole()); err != nil {
+			return nil, err
+		}
 		if _, dup := roles[r.GetRole()]; dup {
-			return nil, fmt.Errorf("role %s assigned twice: %w", r.GetRole(), core.ErrInvalidArgument)
+			return nil, fmt.Errorf("role %s assigned twice: %w", rpc.QuoteInput(r.GetRole()), core.ErrInvalidArgument)
 		}
 		d := s.self
 		if r.GetDeviceId() != "self" {
 			var err error
 			if d, err = transport.ParseDevice(r.GetDeviceId()); err != nil {
-				return nil, fmt.Errorf("role %s: %w", r.GetRole(), err)
+				return nil, fmt.Errorf("role %s: %w", rpc.QuoteInput(r.GetRole()), err)
 			}
 		}
 		roles[r.GetRole()] = d
