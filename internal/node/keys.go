@@ -101,13 +101,8 @@ func loadOrCreateKeys(dir string, rand io.Reader) (keys *Keys, created bool, err
 // readSecret reads one PEM block, refusing a file others can read: a leaked
 // device key is a stolen identity.
 func readSecret(path, pemType string) ([]byte, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
+	if err := checkOwnerOnly(path, false); err != nil {
 		return nil, err
-	}
-	if fi.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("%s has mode %04o; it must be readable by its owner only (chmod 600 %s): %w",
-			path, fi.Mode().Perm(), path, core.ErrFailedPrecondition)
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {

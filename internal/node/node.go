@@ -53,6 +53,22 @@ type Deps struct {
 	Notify func(state string)
 }
 
+func (d Deps) withDefaults() Deps {
+	if d.Logger == nil {
+		d.Logger = zap.NewNop()
+	}
+	if d.Clock == nil {
+		d.Clock = core.SystemClock{}
+	}
+	if d.Rand == nil {
+		d.Rand = rand.Reader
+	}
+	if d.Notify == nil {
+		d.Notify = func(state string) { _, _ = daemon.SdNotify(false, state) }
+	}
+	return d
+}
+
 // Node is a running daemon.
 type Node struct {
 	cfg   Config
@@ -87,18 +103,7 @@ type Node struct {
 // Start brings a node up and returns once its control socket accepts calls.
 // On error everything it opened is closed again.
 func Start(ctx context.Context, cfg Config, d Deps) (_ *Node, err error) {
-	if d.Logger == nil {
-		d.Logger = zap.NewNop()
-	}
-	if d.Clock == nil {
-		d.Clock = core.SystemClock{}
-	}
-	if d.Rand == nil {
-		d.Rand = rand.Reader
-	}
-	if d.Notify == nil {
-		d.Notify = func(state string) { _, _ = daemon.SdNotify(false, state) }
-	}
+	d = d.withDefaults()
 	n := &Node{
 		cfg: cfg, log: d.Logger, clock: d.Clock, notify: d.Notify,
 		gate: rpc.NewGate(), shutdownReq: make(chan struct{}), serveErr: make(chan error, 2),
@@ -110,39 +115,31 @@ func Start(ctx context.Context, cfg Config, d Deps) (_ *Node, err error) {
 	}()
 	startedAt := d.Clock.Now()
 
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("data dir: %w", err)
+	if err := prepareDataDir(cfg.DataDir); err != nil {
+		return nil, err
 	}
 	if n.lock, err = lockDataDir(cfg.DataDir, cfg.Socket); err != nil {
 		return nil, err
 	}
-	keys, created, err := loadOrCreateKeys(cfg.DataDir, d.Rand)
+	if n.lock.infoErr != nil {
+		// The lock holds; only the pid note for a second daemon's message is missing.
+		n.log.Warn("could not note pid in the lock file (disk full?)", zap.Error(n.lock.infoErr))
+	}
+	// Only a data dir holding nothing is founded on a plain start; one that
+	// lost its journal or its key is refused, never silently re-founded.
+	st, err := inspectDataDir(cfg.DataDir)
 	if err != nil {
 		return nil, err
 	}
-	n.keys = keys
-	if created {
-		n.log.Info("created device keys", zap.Stringer("device", keys.DeviceID()))
+	if err := refuseDamagedDataDir(cfg.DataDir, st); err != nil {
+		return nil, err
 	}
-
-	n.journal, err = journal.Open(ctx, journal.Options{
-		Path:          filepath.Join(cfg.DataDir, "journal.db"),
-		CreatedBy:     "aurad " + buildinfo.Version(),
-		Logger:        n.log.Named("journal"),
-		Clock:         d.Clock,
-		MaxBatchFacts: cfg.Journal.MaxBatchFacts,
-		Reducers:      []journal.Reducer{crdt.Reducer()},
-		Validators:    mergeValidators(crdt.Validators(), budget.Validators(), choreo.Validators()),
-	})
+	keys, auth, j, founded, err := openIdentity(ctx, cfg, d, n.log, st.empty())
 	if err != nil {
 		return nil, err
 	}
+	n.keys, n.journal, n.auth = keys, j, auth
 	signer := journal.NewKeySigner(keys.Device)
-	auth, founded, err := ensureAuthority(ctx, n.journal, signer, keys, d.Rand)
-	if err != nil {
-		return nil, fmt.Errorf("authority: %w", err)
-	}
-	n.auth = auth
 	if founded {
 		n.log.Info("founded one-device authority", zap.Stringer("authority", auth))
 	}
@@ -235,11 +232,15 @@ func Start(ctx context.Context, cfg Config, d Deps) (_ *Node, err error) {
 		go func() { n.serveErr <- n.grpc.Serve(l) }()
 	}
 	n.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	n.bg.Add(1)
+	go n.watchJournal(bgCtx)
 	if err := writeReady(cfg.DataDir, ReadyInfo{
 		PID: os.Getpid(), Socket: cfg.Socket, DeviceID: keys.DeviceID().String(), PeerID: peerID.String(),
 		ListenAddrs: n.transport.Addrs(),
 	}); err != nil {
-		return nil, fmt.Errorf("ready file: %w", err)
+		// Reads must still be served on a full disk; ready.json is a
+		// convenience for scripts, and sd_notify still reports readiness.
+		n.log.Warn("could not write ready file", zap.Error(err))
 	}
 	n.notify(daemon.SdNotifyReady)
 	n.log.Info("aurad ready",
@@ -263,6 +264,9 @@ func peerIDOf(keys *Keys) (peer.ID, error) {
 func (n *Node) readToken() (string, error) {
 	if n.cfg.Control.TCPListen == "" {
 		return "", nil
+	}
+	if err := checkSecretFile(n.cfg.Control.TokenFile); err != nil {
+		return "", fmt.Errorf("control token: %w", err)
 	}
 	b, err := os.ReadFile(n.cfg.Control.TokenFile)
 	if err != nil {
@@ -302,6 +306,9 @@ func (n *Node) listen() error {
 	}
 	if n.cfg.Control.TCPListen == "" {
 		return nil
+	}
+	if err := checkSecretFile(n.cfg.Control.TLSKeyFile); err != nil {
+		return fmt.Errorf("control TLS key: %w", err)
 	}
 	cert, err := tls.LoadX509KeyPair(n.cfg.Control.TLSCertFile, n.cfg.Control.TLSKeyFile)
 	if err != nil {
@@ -427,6 +434,17 @@ func mergeValidators(sets ...map[string]journal.Validator) map[string]journal.Va
 		}
 	}
 	return out
+}
+
+// watchJournal reports a journal that met damage as NOT_SERVING, so a
+// supervisor or load balancer sees it; reads of intact data go on.
+func (n *Node) watchJournal(ctx context.Context) {
+	defer n.bg.Done()
+	select {
+	case <-ctx.Done():
+	case <-n.journal.Failed():
+		n.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+	}
 }
 
 // sweepBudgets closes quiet keys' epochs once an epoch, so their audit
