@@ -60,6 +60,7 @@ type options struct {
 	timeout      time.Duration
 	noFresh      bool
 	cold         bool
+	check        bool
 }
 
 func main() {
@@ -78,6 +79,7 @@ func main() {
 	flag.DurationVar(&o.timeout, "timeout", 60*time.Minute, "give up on the whole run after this")
 	flag.BoolVar(&o.noFresh, "no-fresh", false, "skip the fresh-daemon and binary-size measurements")
 	flag.BoolVar(&o.cold, "cold", true, "also time -runs restarts with journal.db and the binary evicted from the page cache (posix_fadvise DONTNEED; nothing system-wide)")
+	flag.BoolVar(&o.check, "check", true, "also time `aurad check` and `aurad check --full` on the stopped journal")
 	flag.Parse()
 	if o.runs < 1 || o.clients < 1 || o.conns < 1 || o.payload < 1 {
 		fmt.Fprintln(os.Stderr, "restart: -runs, -clients, -conns and -payload must be positive")
@@ -265,6 +267,13 @@ func (h *harness) run(ctx context.Context) error {
 		row{"SIGTERM → exit (median)", ms(median(stops, cmp.Compare)), "idle daemon"},
 	)
 	rows = append(rows, coldRows...)
+	if h.o.check {
+		checks, err := h.checkTimes(ctx, bin, dataDir)
+		if err != nil {
+			return err
+		}
+		rows = append(rows, checks...)
+	}
 
 	if !h.o.noFresh {
 		fresh, err := h.freshDaemon(ctx, bin)
@@ -662,4 +671,34 @@ func joinDur(ds []time.Duration) string {
 		s[i] = ms(d)
 	}
 	return strings.Join(s, ", ")
+}
+
+// checkTimes times the offline checks on the stopped daemon's data dir: the
+// quick one (what every start runs, plus the schema) and the full one (every
+// page, every fact's id and signature).
+func (h *harness) checkTimes(ctx context.Context, bin, dataDir string) ([]row, error) {
+	var rows []row
+	for _, full := range []bool{false, true} {
+		args := []string{"check", "--datadir", dataDir}
+		name := "aurad check (quick)"
+		if full {
+			args = append(args, "--full")
+			name = "aurad check --full"
+		}
+		var times []time.Duration
+		runs := h.o.runs
+		if full {
+			runs = 1
+		}
+		for range runs {
+			t0 := time.Now()
+			out, err := exec.CommandContext(ctx, bin, args...).CombinedOutput()
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w\n%s", name, err, out)
+			}
+			times = append(times, time.Since(t0))
+		}
+		rows = append(rows, row{name, ms(median(times, cmp.Compare)), "process exec to exit; runs: " + joinDur(times)})
+	}
+	return rows, nil
 }

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	crdtv1 "github.com/aura-p2p/aura/api/proto/aura/crdt/v1"
+	"github.com/aura-p2p/aura/internal/rpc/safetext"
 )
 
 // crdtCmds carries what every crdt subcommand shares: the app and the
@@ -204,7 +205,7 @@ func (c *crdtCmds) newListCmd() *cobra.Command {
 				return err
 			}
 			if tok := resp.GetNextPageToken(); tok != "" && a.output == outputTable {
-				fmt.Fprintf(a.err, "more objects: repeat with --page-token %s\n", tok)
+				fmt.Fprintf(a.err, "more objects: repeat with --page-token %s\n", safetext.Escape(tok, ""))
 			}
 			return nil
 		},

@@ -8,6 +8,8 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/aura-p2p/aura/internal/rpc/safetext"
 )
 
 // Exit codes. Scripts branch on these, so they are part of auractl's interface:
@@ -25,6 +27,7 @@ const (
 	ExitPermissionDenied   = 9 // PermissionDenied, Unauthenticated
 	ExitDeadlineExceeded   = 10
 	ExitAborted            = 11 // Aborted, Canceled
+	ExitDataLoss           = 12 // aurad's journal is damaged (run aurad check)
 )
 
 // exitCodeHelp is the table shown in `auractl --help`; errors_test.go checks that
@@ -41,7 +44,8 @@ const exitCodeHelp = `Exit codes:
    8  resource exhausted
    9  permission denied, unauthenticated
   10  deadline exceeded (see --timeout)
-  11  aborted, canceled`
+  11  aborted, canceled
+  12  data loss: aurad's journal is damaged (stop aurad, run aurad check)`
 
 // exitCodeFor maps a gRPC status code to auractl's exit code.
 func exitCodeFor(c codes.Code) int {
@@ -66,6 +70,8 @@ func exitCodeFor(c codes.Code) int {
 		return ExitDeadlineExceeded
 	case codes.Aborted, codes.Canceled:
 		return ExitAborted
+	case codes.DataLoss:
+		return ExitDataLoss
 	default:
 		return ExitError
 	}
@@ -189,12 +195,14 @@ func errorLine(err error) string {
 		line = nr.Error()
 	}
 	// One line, always: scripts read stderr line by line and server messages
-	// may carry newlines.
+	// may carry newlines. Whatever else they carry that a terminal would
+	// hide or act on (they may quote names and input) is shown escaped.
 	line = strings.ReplaceAll(line, "\r\n", " ")
-	return strings.Map(func(r rune) rune {
+	line = strings.Map(func(r rune) rune {
 		if r == '\n' || r == '\r' {
 			return ' '
 		}
 		return r
 	}, line)
+	return safetext.Escape(line, "\t")
 }

@@ -31,7 +31,7 @@ func TestExitCodeFor(t *testing.T) {
 		{codes.Unimplemented, ExitError},
 		{codes.Internal, ExitError},
 		{codes.Unavailable, ExitUnavailable},
-		{codes.DataLoss, ExitError},
+		{codes.DataLoss, ExitDataLoss},
 		{codes.Unauthenticated, ExitPermissionDenied},
 		{codes.Code(99), ExitError},
 	}

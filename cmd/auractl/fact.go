@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	journalv1 "github.com/aura-p2p/aura/api/proto/aura/journal/v1"
+	"github.com/aura-p2p/aura/internal/rpc/safetext"
 )
 
 // maxPayloadRead caps what `fact append` reads from a file or stdin. aurad's own
@@ -193,7 +194,7 @@ the token is the response's next_page_token.`,
 				return err
 			}
 			if tok := resp.GetNextPageToken(); tok != "" && a.output == outputTable {
-				fmt.Fprintf(a.err, "more facts: repeat with --page-token %s\n", tok)
+				fmt.Fprintf(a.err, "more facts: repeat with --page-token %s\n", safetext.Escape(tok, ""))
 			}
 			return nil
 		},
@@ -275,7 +276,7 @@ With -o json each fact is one line of compact JSON.`,
 	f := cmd.Flags()
 	f.StringVar(&req.TypeId, "type", "", "only facts of this type id")
 	f.StringVar(&req.Namespace, "namespace", "", "only facts of this namespace")
-	f.Uint64Var(&req.AfterSeq, "after", 0, "start after this seq; 0 replays everything")
+	f.Uint64Var(&req.AfterSeq, "after", 0, "start after this seq, at most the last one; 0 replays everything")
 	f.BoolVar(&req.FromNow, "from-now", false, "skip stored facts and stream only new ones")
 	cmd.MarkFlagsMutuallyExclusive("after", "from-now")
 	return cmd

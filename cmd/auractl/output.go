@@ -13,6 +13,8 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/aura-p2p/aura/internal/rpc/safetext"
 )
 
 // Output formats for -o.
@@ -48,7 +50,12 @@ func (p printer) message(m proto.Message, table func(w io.Writer) error) error {
 		return p.writeJSON(m, "  ")
 	}
 	tw := newTabWriter(p.w)
-	if err := table(tw); err != nil {
+	// Escaping before the tabwriter, so columns are measured as printed.
+	ew := &escapingWriter{w: tw}
+	if err := table(ew); err != nil {
+		return err
+	}
+	if err := ew.flush(); err != nil {
 		return err
 	}
 	return tw.Flush()
@@ -60,7 +67,52 @@ func (p printer) streamed(m proto.Message, line func(w io.Writer) error) error {
 	if p.json {
 		return p.writeJSON(m, "")
 	}
-	return line(p.w)
+	ew := &escapingWriter{w: p.w}
+	if err := line(ew); err != nil {
+		return err
+	}
+	return ew.flush()
+}
+
+// escapingWriter shows hidden characters (bidi overrides, zero-width and
+// other control or format characters) and bytes that are not UTF-8 as
+// escapes, so that what a table shows is what is stored: names are checked
+// when chosen, but older ones, peers' ones and values are not. Tabs and
+// newlines pass: they lay the table out.
+type escapingWriter struct {
+	w    io.Writer
+	tail []byte // an incomplete character at the end of the last write
+}
+
+func (e *escapingWriter) Write(p []byte) (int, error) {
+	buf := append(e.tail, p...)
+	cut := len(buf)
+	for i := len(buf) - 1; i >= 0 && i >= len(buf)-utf8.UTFMax; i-- {
+		if utf8.RuneStart(buf[i]) {
+			if !utf8.FullRune(buf[i:]) {
+				cut = i
+			}
+			break
+		}
+	}
+	e.tail = append([]byte(nil), buf[cut:]...)
+	if _, err := io.WriteString(e.w, safetext.Escape(string(buf[:cut]), "\t\n")); err != nil {
+		return 0, fmt.Errorf("write output: %w", err)
+	}
+	return len(p), nil
+}
+
+// flush writes out a character left incomplete, escaped as the bytes it is.
+func (e *escapingWriter) flush() error {
+	if len(e.tail) == 0 {
+		return nil
+	}
+	tail := e.tail
+	e.tail = nil
+	if _, err := io.WriteString(e.w, safetext.Escape(string(tail), "")); err != nil {
+		return fmt.Errorf("write output: %w", err)
+	}
+	return nil
 }
 
 func (p printer) writeJSON(m proto.Message, indent string) error {

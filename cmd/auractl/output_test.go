@@ -155,3 +155,37 @@ func TestFactTableShape(t *testing.T) {
 		}
 	}
 }
+
+func TestEscapingWriter(t *testing.T) {
+	tests := []struct {
+		name   string
+		writes []string
+		want   string
+	}{
+		{"plain", []string{"a\tb\n"}, "a\tb\n"},
+		{"bidi override", []string{"exe\u202etxt\n"}, `exe\u202etxt` + "\n"},
+		{"split inside a character", []string{"exe\xe2\x80", "\xaetxt"}, `exe\u202etxt`},
+		{"terminal escape", []string{"a\x1b[2Jb\r"}, `a\u001b[2Jb\u000d`},
+		{"invalid bytes", []string{"a\xffb"}, `a\xffb`},
+		{"incomplete at the end", []string{"ok\xe2\x80"}, `ok\xe2\x80`},
+		{"zero-width and private use", []string{"a\u200bb\ue000"}, `a\u200bb\ue000`},
+		{"right-to-left text itself", []string{"שלום"}, "שלום"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var b bytes.Buffer
+			ew := &escapingWriter{w: &b}
+			for _, w := range tc.writes {
+				if n, err := ew.Write([]byte(w)); err != nil || n != len(w) {
+					t.Fatalf("Write: %d, %v", n, err)
+				}
+			}
+			if err := ew.flush(); err != nil {
+				t.Fatal(err)
+			}
+			if b.String() != tc.want {
+				t.Fatalf("got %q, want %q", b.String(), tc.want)
+			}
+		})
+	}
+}

@@ -127,6 +127,7 @@ per line for streams. Errors are one line on stderr.
 		newStopCmd(a),
 		newVersionCmd(a),
 	)
+	root.AddCommand(newBackupCmd(a))
 	return root
 }
 
@@ -195,6 +196,9 @@ func (a *app) dial() (*grpc.ClientConn, error) {
 	}
 	if _, err := os.Stat(sock); errors.Is(err, fs.ErrNotExist) {
 		return nil, &notRunningError{socket: sock}
+	}
+	if err := checkSocket(sock, os.Geteuid()); err != nil {
+		return nil, err
 	}
 	conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {

@@ -54,7 +54,11 @@ func writeVersion(w io.Writer, asJSON bool, v versionInfo) error {
 	if v.Daemon != "" {
 		rows = append(rows, kv{"daemon", v.Daemon})
 	}
-	if err := writeKVs(tw, rows); err != nil {
+	ew := &escapingWriter{w: tw}
+	if err := writeKVs(ew, rows); err != nil {
+		return err
+	}
+	if err := ew.flush(); err != nil {
 		return err
 	}
 	return tw.Flush()

@@ -66,7 +66,8 @@ the control socket <datadir>/aurad.sock.`,
 		}
 		return runDaemon(cfg, file, stderr)
 	}
-	root.AddCommand(newConfigCmd(stdout, getenv), newVersionCmd(stdout))
+	root.AddCommand(newConfigCmd(stdout, getenv), newVersionCmd(stdout), newRestoreCmd(stdout, stderr, getenv),
+		newInitCmd(stdout, stderr, getenv), newCheckCmd(stdout, stderr, getenv), newSalvageCmd(stdout, stderr, getenv))
 	return root
 }
 

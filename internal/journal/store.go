@@ -27,6 +27,10 @@ var (
 	ErrLocked = fmt.Errorf("journal file is locked by another process: %w", core.ErrUnavailable)
 )
 
+// initialMmapSize is the address space mapped for the file up front (see
+// Open): room for a journal of several million facts before any remap.
+const initialMmapSize = 4 << 30
+
 // Options configure a Journal. Zero values take the defaults noted.
 type Options struct {
 	// Path of the bbolt file.
@@ -111,6 +115,11 @@ func Open(ctx context.Context, opts Options) (*Journal, error) {
 			// (NoFreelistSync false) keeps Open from scanning the whole file.
 			FreelistType: bolt.FreelistMapType,
 			NoSync:       opts.NoSync,
+			// Growing the map waits for every open read transaction, so a
+			// long backup would stall all appends the moment the file
+			// outgrew its map. Address space is cheap; pages are only
+			// resident when touched.
+			InitialMmapSize: initialMmapSize,
 		})
 		return err
 	})

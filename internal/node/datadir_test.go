@@ -238,4 +238,3 @@ func TestSalvageStartsAsTheSameAccount(t *testing.T) {
 		t.Fatal("salvage into the damaged dir itself accepted")
 	}
 }
-

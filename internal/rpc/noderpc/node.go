@@ -3,6 +3,10 @@ package noderpc
 
 import (
 	"context"
+	"crypto/sha256"
+	"fmt"
+	"hash"
+	"io"
 	"time"
 
 	"google.golang.org/grpc"
@@ -40,6 +44,10 @@ type Daemon interface {
 	Network() Network
 	// RequestShutdown starts a graceful shutdown and returns at once.
 	RequestShutdown()
+	// Backup opens a consistent snapshot of the journal, hands its
+	// description to begin, then writes the snapshot to w; it returns the
+	// bytes written. An error from begin or w ends it with that error.
+	Backup(ctx context.Context, w io.Writer, begin func(journal.SnapshotInfo) error) (int64, error)
 }
 
 // Service implements NodeService.
@@ -63,6 +71,8 @@ func Permissions() rpc.Permissions {
 	return rpc.Permissions{
 		nodev1.NodeService_GetStatus_FullMethodName: rpc.Read,
 		nodev1.NodeService_Shutdown_FullMethodName:  rpc.Admin,
+		// A backup holds every fact, budget and peer of the device.
+		nodev1.NodeService_Backup_FullMethodName: rpc.Admin,
 	}
 }
 
@@ -92,4 +102,85 @@ func (s *Service) GetStatus(ctx context.Context, _ *nodev1.GetStatusRequest) (*n
 func (s *Service) Shutdown(ctx context.Context, _ *nodev1.ShutdownRequest) (*nodev1.ShutdownResponse, error) {
 	s.d.RequestShutdown()
 	return &nodev1.ShutdownResponse{}, nil
+}
+
+// BackupChunkSize bounds the snapshot bytes in one BackupResponse: large
+// enough that framing costs nothing, small enough to stay far below gRPC's
+// message limit.
+const BackupChunkSize = 256 << 10
+
+func (s *Service) Backup(_ *nodev1.BackupRequest, stream nodev1.NodeService_BackupServer) error {
+	ctx := stream.Context()
+	cw := &chunkWriter{send: stream.Send, sum: sha256.New()}
+	size := int64(-1)
+	n, err := s.d.Backup(ctx, cw, func(info journal.SnapshotInfo) error {
+		size = info.Size
+		return stream.Send(&nodev1.BackupResponse{Part: &nodev1.BackupResponse_Header{Header: &nodev1.BackupHeader{
+			Size:          uint64(info.Size),
+			SchemaVersion: info.SchemaVersion,
+			FactCount:     info.Facts,
+			LastSeq:       info.LastSeq,
+			AuthorityId:   s.id.Authority.String(),
+			DeviceId:      s.id.Device.String(),
+			TakenAt:       timestamppb.New(s.clock.Now()),
+		}}})
+	})
+	if err == nil {
+		err = cw.flush()
+	}
+	if err != nil {
+		if cerr := ctx.Err(); cerr != nil {
+			// The client left or the daemon is draining; whatever the
+			// copy failed with is a consequence.
+			return cerr
+		}
+		return err
+	}
+	if size < 0 || n != size || cw.n != size {
+		return fmt.Errorf("backup sent %d bytes of a %d-byte snapshot: %w", cw.n, size, core.ErrInternal)
+	}
+	return stream.Send(&nodev1.BackupResponse{Part: &nodev1.BackupResponse_Trailer{Trailer: &nodev1.BackupTrailer{
+		Sha256: cw.sum.Sum(nil),
+	}}})
+}
+
+// chunkWriter cuts what is written into BackupChunkSize messages and hashes
+// it on the way.
+type chunkWriter struct {
+	send func(*nodev1.BackupResponse) error
+	buf  []byte
+	sum  hash.Hash
+	n    int64
+}
+
+func (c *chunkWriter) Write(p []byte) (int, error) {
+	written := 0
+	for len(p) > 0 {
+		if c.buf == nil {
+			// A fresh buffer per message: gRPC may still hold the last
+			// one after Send returns.
+			c.buf = make([]byte, 0, BackupChunkSize)
+		}
+		k := min(len(p), BackupChunkSize-len(c.buf))
+		c.buf = append(c.buf, p[:k]...)
+		p = p[k:]
+		written += k
+		if len(c.buf) == BackupChunkSize {
+			if err := c.flush(); err != nil {
+				return written, err
+			}
+		}
+	}
+	return written, nil
+}
+
+func (c *chunkWriter) flush() error {
+	if len(c.buf) == 0 {
+		return nil
+	}
+	c.sum.Write(c.buf)
+	c.n += int64(len(c.buf))
+	chunk := c.buf
+	c.buf = nil
+	return c.send(&nodev1.BackupResponse{Part: &nodev1.BackupResponse_Chunk{Chunk: chunk}})
 }

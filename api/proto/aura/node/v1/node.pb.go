@@ -389,6 +389,289 @@ func (*ShutdownResponse) Descriptor() ([]byte, []int) {
 	return file_aura_node_v1_node_proto_rawDescGZIP(), []int{5}
 }
 
+type BackupRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BackupRequest) Reset() {
+	*x = BackupRequest{}
+	mi := &file_aura_node_v1_node_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BackupRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BackupRequest) ProtoMessage() {}
+
+func (x *BackupRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_aura_node_v1_node_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BackupRequest.ProtoReflect.Descriptor instead.
+func (*BackupRequest) Descriptor() ([]byte, []int) {
+	return file_aura_node_v1_node_proto_rawDescGZIP(), []int{6}
+}
+
+// BackupResponse is one message of a backup stream: the first carries the
+// header, the last the trailer, and every one between a chunk of the snapshot.
+type BackupResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Part:
+	//
+	//	*BackupResponse_Header
+	//	*BackupResponse_Chunk
+	//	*BackupResponse_Trailer
+	Part          isBackupResponse_Part `protobuf_oneof:"part"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BackupResponse) Reset() {
+	*x = BackupResponse{}
+	mi := &file_aura_node_v1_node_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BackupResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BackupResponse) ProtoMessage() {}
+
+func (x *BackupResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_aura_node_v1_node_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BackupResponse.ProtoReflect.Descriptor instead.
+func (*BackupResponse) Descriptor() ([]byte, []int) {
+	return file_aura_node_v1_node_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *BackupResponse) GetPart() isBackupResponse_Part {
+	if x != nil {
+		return x.Part
+	}
+	return nil
+}
+
+func (x *BackupResponse) GetHeader() *BackupHeader {
+	if x != nil {
+		if x, ok := x.Part.(*BackupResponse_Header); ok {
+			return x.Header
+		}
+	}
+	return nil
+}
+
+func (x *BackupResponse) GetChunk() []byte {
+	if x != nil {
+		if x, ok := x.Part.(*BackupResponse_Chunk); ok {
+			return x.Chunk
+		}
+	}
+	return nil
+}
+
+func (x *BackupResponse) GetTrailer() *BackupTrailer {
+	if x != nil {
+		if x, ok := x.Part.(*BackupResponse_Trailer); ok {
+			return x.Trailer
+		}
+	}
+	return nil
+}
+
+type isBackupResponse_Part interface {
+	isBackupResponse_Part()
+}
+
+type BackupResponse_Header struct {
+	Header *BackupHeader `protobuf:"bytes,1,opt,name=header,proto3,oneof"`
+}
+
+type BackupResponse_Chunk struct {
+	// The next bytes of the snapshot, at most 256 KiB.
+	Chunk []byte `protobuf:"bytes,2,opt,name=chunk,proto3,oneof"`
+}
+
+type BackupResponse_Trailer struct {
+	Trailer *BackupTrailer `protobuf:"bytes,3,opt,name=trailer,proto3,oneof"`
+}
+
+func (*BackupResponse_Header) isBackupResponse_Part() {}
+
+func (*BackupResponse_Chunk) isBackupResponse_Part() {}
+
+func (*BackupResponse_Trailer) isBackupResponse_Part() {}
+
+// BackupHeader describes the snapshot; every field is read in the journal
+// transaction the snapshot's bytes come from.
+type BackupHeader struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Total bytes of the snapshot: the sum of the chunks that follow.
+	Size uint64 `protobuf:"varint,1,opt,name=size,proto3" json:"size,omitempty"`
+	// Journal schema version of the snapshot.
+	SchemaVersion uint32 `protobuf:"varint,2,opt,name=schema_version,json=schemaVersion,proto3" json:"schema_version,omitempty"`
+	FactCount     uint64 `protobuf:"varint,3,opt,name=fact_count,json=factCount,proto3" json:"fact_count,omitempty"`
+	// Seq of the last fact in the snapshot: it holds every fact up to it and
+	// none after.
+	LastSeq uint64 `protobuf:"varint,4,opt,name=last_seq,json=lastSeq,proto3" json:"last_seq,omitempty"`
+	// Hex id of the authority (account) the snapshot belongs to.
+	AuthorityId string `protobuf:"bytes,5,opt,name=authority_id,json=authorityId,proto3" json:"authority_id,omitempty"`
+	// Hex id of the device that took the snapshot.
+	DeviceId      string                 `protobuf:"bytes,6,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
+	TakenAt       *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=taken_at,json=takenAt,proto3" json:"taken_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BackupHeader) Reset() {
+	*x = BackupHeader{}
+	mi := &file_aura_node_v1_node_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BackupHeader) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BackupHeader) ProtoMessage() {}
+
+func (x *BackupHeader) ProtoReflect() protoreflect.Message {
+	mi := &file_aura_node_v1_node_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BackupHeader.ProtoReflect.Descriptor instead.
+func (*BackupHeader) Descriptor() ([]byte, []int) {
+	return file_aura_node_v1_node_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *BackupHeader) GetSize() uint64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *BackupHeader) GetSchemaVersion() uint32 {
+	if x != nil {
+		return x.SchemaVersion
+	}
+	return 0
+}
+
+func (x *BackupHeader) GetFactCount() uint64 {
+	if x != nil {
+		return x.FactCount
+	}
+	return 0
+}
+
+func (x *BackupHeader) GetLastSeq() uint64 {
+	if x != nil {
+		return x.LastSeq
+	}
+	return 0
+}
+
+func (x *BackupHeader) GetAuthorityId() string {
+	if x != nil {
+		return x.AuthorityId
+	}
+	return ""
+}
+
+func (x *BackupHeader) GetDeviceId() string {
+	if x != nil {
+		return x.DeviceId
+	}
+	return ""
+}
+
+func (x *BackupHeader) GetTakenAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.TakenAt
+	}
+	return nil
+}
+
+// BackupTrailer ends a complete backup.
+type BackupTrailer struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// SHA-256 of the whole snapshot, the concatenation of the chunks.
+	Sha256        []byte `protobuf:"bytes,1,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BackupTrailer) Reset() {
+	*x = BackupTrailer{}
+	mi := &file_aura_node_v1_node_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BackupTrailer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BackupTrailer) ProtoMessage() {}
+
+func (x *BackupTrailer) ProtoReflect() protoreflect.Message {
+	mi := &file_aura_node_v1_node_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BackupTrailer.ProtoReflect.Descriptor instead.
+func (*BackupTrailer) Descriptor() ([]byte, []int) {
+	return file_aura_node_v1_node_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *BackupTrailer) GetSha256() []byte {
+	if x != nil {
+		return x.Sha256
+	}
+	return nil
+}
+
 var File_aura_node_v1_node_proto protoreflect.FileDescriptor
 
 const file_aura_node_v1_node_proto_rawDesc = "" +
@@ -423,10 +706,28 @@ const file_aura_node_v1_node_proto_rawDesc = "" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"\x11\n" +
 	"\x0fShutdownRequest\"\x12\n" +
-	"\x10ShutdownResponse2\xa6\x01\n" +
+	"\x10ShutdownResponse\"\x0f\n" +
+	"\rBackupRequest\"\x9f\x01\n" +
+	"\x0eBackupResponse\x124\n" +
+	"\x06header\x18\x01 \x01(\v2\x1a.aura.node.v1.BackupHeaderH\x00R\x06header\x12\x16\n" +
+	"\x05chunk\x18\x02 \x01(\fH\x00R\x05chunk\x127\n" +
+	"\atrailer\x18\x03 \x01(\v2\x1b.aura.node.v1.BackupTrailerH\x00R\atrailerB\x06\n" +
+	"\x04part\"\xfa\x01\n" +
+	"\fBackupHeader\x12\x12\n" +
+	"\x04size\x18\x01 \x01(\x04R\x04size\x12%\n" +
+	"\x0eschema_version\x18\x02 \x01(\rR\rschemaVersion\x12\x1d\n" +
+	"\n" +
+	"fact_count\x18\x03 \x01(\x04R\tfactCount\x12\x19\n" +
+	"\blast_seq\x18\x04 \x01(\x04R\alastSeq\x12!\n" +
+	"\fauthority_id\x18\x05 \x01(\tR\vauthorityId\x12\x1b\n" +
+	"\tdevice_id\x18\x06 \x01(\tR\bdeviceId\x125\n" +
+	"\btaken_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\atakenAt\"'\n" +
+	"\rBackupTrailer\x12\x16\n" +
+	"\x06sha256\x18\x01 \x01(\fR\x06sha2562\xed\x01\n" +
 	"\vNodeService\x12L\n" +
 	"\tGetStatus\x12\x1e.aura.node.v1.GetStatusRequest\x1a\x1f.aura.node.v1.GetStatusResponse\x12I\n" +
-	"\bShutdown\x12\x1d.aura.node.v1.ShutdownRequest\x1a\x1e.aura.node.v1.ShutdownResponseB8Z6github.com/aura-p2p/aura/api/proto/aura/node/v1;nodev1b\x06proto3"
+	"\bShutdown\x12\x1d.aura.node.v1.ShutdownRequest\x1a\x1e.aura.node.v1.ShutdownResponse\x12E\n" +
+	"\x06Backup\x12\x1b.aura.node.v1.BackupRequest\x1a\x1c.aura.node.v1.BackupResponse0\x01B8Z6github.com/aura-p2p/aura/api/proto/aura/node/v1;nodev1b\x06proto3"
 
 var (
 	file_aura_node_v1_node_proto_rawDescOnce sync.Once
@@ -440,7 +741,7 @@ func file_aura_node_v1_node_proto_rawDescGZIP() []byte {
 	return file_aura_node_v1_node_proto_rawDescData
 }
 
-var file_aura_node_v1_node_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_aura_node_v1_node_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_aura_node_v1_node_proto_goTypes = []any{
 	(*GetStatusRequest)(nil),      // 0: aura.node.v1.GetStatusRequest
 	(*JournalStats)(nil),          // 1: aura.node.v1.JournalStats
@@ -448,25 +749,34 @@ var file_aura_node_v1_node_proto_goTypes = []any{
 	(*TransportStats)(nil),        // 3: aura.node.v1.TransportStats
 	(*ShutdownRequest)(nil),       // 4: aura.node.v1.ShutdownRequest
 	(*ShutdownResponse)(nil),      // 5: aura.node.v1.ShutdownResponse
-	nil,                           // 6: aura.node.v1.TransportStats.DroppedEntry
-	(*timestamppb.Timestamp)(nil), // 7: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 8: google.protobuf.Duration
+	(*BackupRequest)(nil),         // 6: aura.node.v1.BackupRequest
+	(*BackupResponse)(nil),        // 7: aura.node.v1.BackupResponse
+	(*BackupHeader)(nil),          // 8: aura.node.v1.BackupHeader
+	(*BackupTrailer)(nil),         // 9: aura.node.v1.BackupTrailer
+	nil,                           // 10: aura.node.v1.TransportStats.DroppedEntry
+	(*timestamppb.Timestamp)(nil), // 11: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 12: google.protobuf.Duration
 }
 var file_aura_node_v1_node_proto_depIdxs = []int32{
-	7, // 0: aura.node.v1.GetStatusResponse.started_at:type_name -> google.protobuf.Timestamp
-	8, // 1: aura.node.v1.GetStatusResponse.uptime:type_name -> google.protobuf.Duration
-	1, // 2: aura.node.v1.GetStatusResponse.journal:type_name -> aura.node.v1.JournalStats
-	3, // 3: aura.node.v1.GetStatusResponse.transport:type_name -> aura.node.v1.TransportStats
-	6, // 4: aura.node.v1.TransportStats.dropped:type_name -> aura.node.v1.TransportStats.DroppedEntry
-	0, // 5: aura.node.v1.NodeService.GetStatus:input_type -> aura.node.v1.GetStatusRequest
-	4, // 6: aura.node.v1.NodeService.Shutdown:input_type -> aura.node.v1.ShutdownRequest
-	2, // 7: aura.node.v1.NodeService.GetStatus:output_type -> aura.node.v1.GetStatusResponse
-	5, // 8: aura.node.v1.NodeService.Shutdown:output_type -> aura.node.v1.ShutdownResponse
-	7, // [7:9] is the sub-list for method output_type
-	5, // [5:7] is the sub-list for method input_type
-	5, // [5:5] is the sub-list for extension type_name
-	5, // [5:5] is the sub-list for extension extendee
-	0, // [0:5] is the sub-list for field type_name
+	11, // 0: aura.node.v1.GetStatusResponse.started_at:type_name -> google.protobuf.Timestamp
+	12, // 1: aura.node.v1.GetStatusResponse.uptime:type_name -> google.protobuf.Duration
+	1,  // 2: aura.node.v1.GetStatusResponse.journal:type_name -> aura.node.v1.JournalStats
+	3,  // 3: aura.node.v1.GetStatusResponse.transport:type_name -> aura.node.v1.TransportStats
+	10, // 4: aura.node.v1.TransportStats.dropped:type_name -> aura.node.v1.TransportStats.DroppedEntry
+	8,  // 5: aura.node.v1.BackupResponse.header:type_name -> aura.node.v1.BackupHeader
+	9,  // 6: aura.node.v1.BackupResponse.trailer:type_name -> aura.node.v1.BackupTrailer
+	11, // 7: aura.node.v1.BackupHeader.taken_at:type_name -> google.protobuf.Timestamp
+	0,  // 8: aura.node.v1.NodeService.GetStatus:input_type -> aura.node.v1.GetStatusRequest
+	4,  // 9: aura.node.v1.NodeService.Shutdown:input_type -> aura.node.v1.ShutdownRequest
+	6,  // 10: aura.node.v1.NodeService.Backup:input_type -> aura.node.v1.BackupRequest
+	2,  // 11: aura.node.v1.NodeService.GetStatus:output_type -> aura.node.v1.GetStatusResponse
+	5,  // 12: aura.node.v1.NodeService.Shutdown:output_type -> aura.node.v1.ShutdownResponse
+	7,  // 13: aura.node.v1.NodeService.Backup:output_type -> aura.node.v1.BackupResponse
+	11, // [11:14] is the sub-list for method output_type
+	8,  // [8:11] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_aura_node_v1_node_proto_init() }
@@ -474,13 +784,18 @@ func file_aura_node_v1_node_proto_init() {
 	if File_aura_node_v1_node_proto != nil {
 		return
 	}
+	file_aura_node_v1_node_proto_msgTypes[7].OneofWrappers = []any{
+		(*BackupResponse_Header)(nil),
+		(*BackupResponse_Chunk)(nil),
+		(*BackupResponse_Trailer)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_aura_node_v1_node_proto_rawDesc), len(file_aura_node_v1_node_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   7,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -21,6 +21,7 @@ const _ = grpc.SupportPackageIsVersion9
 const (
 	NodeService_GetStatus_FullMethodName = "/aura.node.v1.NodeService/GetStatus"
 	NodeService_Shutdown_FullMethodName  = "/aura.node.v1.NodeService/Shutdown"
+	NodeService_Backup_FullMethodName    = "/aura.node.v1.NodeService/Backup"
 )
 
 // NodeServiceClient is the client API for NodeService service.
@@ -32,6 +33,12 @@ type NodeServiceClient interface {
 	GetStatus(ctx context.Context, in *GetStatusRequest, opts ...grpc.CallOption) (*GetStatusResponse, error)
 	// Shutdown asks the daemon to drain and exit, as SIGTERM does.
 	Shutdown(ctx context.Context, in *ShutdownRequest, opts ...grpc.CallOption) (*ShutdownResponse, error)
+	// Backup streams a consistent snapshot of the journal, taken while the
+	// daemon keeps serving: one header, then the snapshot's bytes in chunks,
+	// then a trailer with their SHA-256. The snapshot is a complete journal
+	// file; `aurad restore` installs it. It holds every fact, budget and peer of
+	// the device, so the call needs admin permission.
+	Backup(ctx context.Context, in *BackupRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[BackupResponse], error)
 }
 
 type nodeServiceClient struct {
@@ -62,6 +69,25 @@ func (c *nodeServiceClient) Shutdown(ctx context.Context, in *ShutdownRequest, o
 	return out, nil
 }
 
+func (c *nodeServiceClient) Backup(ctx context.Context, in *BackupRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[BackupResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &NodeService_ServiceDesc.Streams[0], NodeService_Backup_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[BackupRequest, BackupResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type NodeService_BackupClient = grpc.ServerStreamingClient[BackupResponse]
+
 // NodeServiceServer is the server API for NodeService service.
 // All implementations must embed UnimplementedNodeServiceServer
 // for forward compatibility.
@@ -71,6 +97,12 @@ type NodeServiceServer interface {
 	GetStatus(context.Context, *GetStatusRequest) (*GetStatusResponse, error)
 	// Shutdown asks the daemon to drain and exit, as SIGTERM does.
 	Shutdown(context.Context, *ShutdownRequest) (*ShutdownResponse, error)
+	// Backup streams a consistent snapshot of the journal, taken while the
+	// daemon keeps serving: one header, then the snapshot's bytes in chunks,
+	// then a trailer with their SHA-256. The snapshot is a complete journal
+	// file; `aurad restore` installs it. It holds every fact, budget and peer of
+	// the device, so the call needs admin permission.
+	Backup(*BackupRequest, grpc.ServerStreamingServer[BackupResponse]) error
 	mustEmbedUnimplementedNodeServiceServer()
 }
 
@@ -86,6 +118,9 @@ func (UnimplementedNodeServiceServer) GetStatus(context.Context, *GetStatusReque
 }
 func (UnimplementedNodeServiceServer) Shutdown(context.Context, *ShutdownRequest) (*ShutdownResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Shutdown not implemented")
+}
+func (UnimplementedNodeServiceServer) Backup(*BackupRequest, grpc.ServerStreamingServer[BackupResponse]) error {
+	return status.Error(codes.Unimplemented, "method Backup not implemented")
 }
 func (UnimplementedNodeServiceServer) mustEmbedUnimplementedNodeServiceServer() {}
 func (UnimplementedNodeServiceServer) testEmbeddedByValue()                     {}
@@ -144,6 +179,17 @@ func _NodeService_Shutdown_Handler(srv interface{}, ctx context.Context, dec fun
 	return interceptor(ctx, in, info, handler)
 }
 
+func _NodeService_Backup_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(BackupRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(NodeServiceServer).Backup(m, &grpc.GenericServerStream[BackupRequest, BackupResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type NodeService_BackupServer = grpc.ServerStreamingServer[BackupResponse]
+
 // NodeService_ServiceDesc is the grpc.ServiceDesc for NodeService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -160,6 +206,12 @@ var NodeService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _NodeService_Shutdown_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "Backup",
+			Handler:       _NodeService_Backup_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "aura/node/v1/node.proto",
 }
