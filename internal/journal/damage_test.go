@@ -474,3 +474,20 @@ func FuzzDamagedJournal(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkQuickCheck is the structural check every Open runs before bbolt
+// maps the file. It reads the two meta pages, the root and the freelist, so
+// its cost does not grow with the journal (AURA_BENCH_JOURNAL names a large
+// journal file to measure instead of the small one built here).
+func BenchmarkQuickCheck(b *testing.B) {
+	path := os.Getenv("AURA_BENCH_JOURNAL")
+	if path == "" {
+		path = buildPristine(b, b.TempDir(), 2000).path
+	}
+	b.ResetTimer()
+	for range b.N {
+		if err := quickCheck(path); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

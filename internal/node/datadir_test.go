@@ -124,6 +124,7 @@ func TestLooseModesAreRefused(t *testing.T) {
 		{JournalFileName, 0o644, "chmod 600"},
 		{JournalFileName, 0o660, "chmod 600"},
 		{hpkeKeyFile, 0o640, "chmod 600"},
+		{lockFileName, 0o644, "chmod 600"},
 	} {
 		t.Run(fmt.Sprintf("%s %04o", tc.name, tc.mode), func(t *testing.T) {
 			cfg := testConfig(t)

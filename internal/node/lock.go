@@ -57,9 +57,15 @@ func lockDataDir(dir, socket string) (*dataDirLock, error) {
 // lockDataDirWith takes the lock, writing the holder's info with write.
 func lockDataDirWith(dir, socket string, write func(f *os.File, info []byte) error) (*dataDirLock, error) {
 	path := filepath.Join(dir, lockFileName)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	// O_NOFOLLOW: a link planted in place of the lock file must not make
+	// aurad write into a file of someone else's choosing.
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("lock file: %w", err)
+	}
+	if err := checkOwnerOnly(path, false); err != nil {
+		f.Close()
+		return nil, err
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		defer f.Close()

@@ -42,6 +42,13 @@ func Check(ctx context.Context, dataDirOrFile string, full bool, progress func(d
 		if _, err := inspectDataDir(dir); err != nil {
 			return nil, err
 		}
+		for _, name := range []string{lockFileName, ReadyFileName} {
+			if _, err := os.Lstat(filepath.Join(dir, name)); err == nil {
+				if err := checkOwnerOnly(filepath.Join(dir, name), false); err != nil {
+					return nil, err
+				}
+			}
+		}
 	}
 	if _, err := os.Stat(file); err != nil {
 		return nil, fmt.Errorf("journal: %w", err)
