@@ -67,7 +67,8 @@ the control socket <datadir>/aurad.sock.`,
 		return runDaemon(cfg, file, stderr)
 	}
 	root.AddCommand(newConfigCmd(stdout, getenv), newVersionCmd(stdout), newRestoreCmd(stdout, stderr, getenv),
-		newInitCmd(stdout, stderr, getenv), newCheckCmd(stdout, stderr, getenv), newSalvageCmd(stdout, stderr, getenv))
+		newInitCmd(stdout, stderr, getenv), newCheckCmd(stdout, stderr, getenv), newSalvageCmd(stdout, stderr, getenv),
+		newTokenCmd(stdout, stderr, getenv))
 	return root
 }
 

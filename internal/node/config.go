@@ -74,7 +74,7 @@ type ControlConfig struct {
 	TCPListen   string `toml:"tcp_listen" comment:"host:port for gRPC over TLS; empty keeps control local to the unix socket."`
 	TLSCertFile string `toml:"tls_cert_file" comment:"PEM certificate for tcp_listen."`
 	TLSKeyFile  string `toml:"tls_key_file" comment:"PEM private key for tcp_listen."`
-	TokenFile   string `toml:"token_file" comment:"File holding the bearer token TCP clients must present."`
+	TokenFile   string `toml:"token_file" comment:"File of bearer tokens for TCP clients, one TOKEN LEVEL NAME line each (read, write or admin; a lone token is admin); see aurad token create."`
 }
 
 // JournalConfig tunes the fact store.

@@ -13,7 +13,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -213,7 +212,7 @@ func Start(ctx context.Context, cfg Config, d Deps) (_ *Node, err error) {
 		return nil, err
 	}
 	n.grpc = grpc.NewServer(rpc.ServerOptions(rpc.Options{
-		Logger: n.log.Named("rpc"), Gate: n.gate, Permissions: perms, Token: token,
+		Logger: n.log.Named("rpc"), Gate: n.gate, Permissions: perms, Tokens: token,
 	})...)
 	for _, s := range services {
 		s.Register(n.grpc)
@@ -261,22 +260,13 @@ func peerIDOf(keys *Keys) (peer.ID, error) {
 	return peer.IDFromPublicKey(pub)
 }
 
-func (n *Node) readToken() (string, error) {
+// readToken reads the TCP listener's tokens (see tokens.go for the file
+// format); they are read at start only.
+func (n *Node) readToken() ([]rpc.Token, error) {
 	if n.cfg.Control.TCPListen == "" {
-		return "", nil
+		return nil, nil
 	}
-	if err := checkSecretFile(n.cfg.Control.TokenFile); err != nil {
-		return "", fmt.Errorf("control token: %w", err)
-	}
-	b, err := os.ReadFile(n.cfg.Control.TokenFile)
-	if err != nil {
-		return "", fmt.Errorf("control token: %w: %w", err, core.ErrInvalidArgument)
-	}
-	tok := strings.TrimSpace(string(b))
-	if len(tok) < 16 {
-		return "", fmt.Errorf("control token in %s is shorter than 16 characters: %w", n.cfg.Control.TokenFile, core.ErrInvalidArgument)
-	}
-	return tok, nil
+	return ReadTokenFile(n.cfg.Control.TokenFile)
 }
 
 // listen opens the control socket (replacing a stale one) and, if configured,

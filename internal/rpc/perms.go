@@ -5,7 +5,10 @@ import (
 	"maps"
 )
 
-// Permission is what a method needs from its caller.
+// Permission is what a method needs from its caller, and what a caller holds:
+// the levels are ordered Read < Write < Admin, and a caller may call every
+// method that needs at most its own level. The unix socket's owner holds
+// Admin; a TCP caller holds its bearer token's level.
 type Permission uint8
 
 const (

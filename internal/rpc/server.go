@@ -2,7 +2,6 @@ package rpc
 
 import (
 	"context"
-	"crypto/subtle"
 	"fmt"
 	"runtime/debug"
 	"strings"
@@ -57,9 +56,10 @@ type Options struct {
 	Logger      *zap.Logger
 	Gate        *Gate
 	Permissions Permissions
-	// Token, if non-empty, is the bearer token TCP callers must present. Unix
-	// socket callers are trusted by the socket's file permissions.
-	Token string
+	// Tokens are the bearer tokens TCP callers may present; each allows the
+	// methods up to its level. With none, TCP callers are refused. Unix
+	// socket callers are admin: the socket's file mode chose who may connect.
+	Tokens []Token
 	// SlowCall is the duration above which a unary call is logged at warn.
 	SlowCall time.Duration
 	// MaxStreamsPerConn and MaxStreams bound the streams (watches, pings)
@@ -185,9 +185,10 @@ type ctxStream struct {
 
 func (s *ctxStream) Context() context.Context { return s.ctx }
 
-// authorize checks the caller against the method's permission.
+// authorize checks the caller's level against the method's permission.
 func (c *chain) authorize(ctx context.Context, method string) error {
-	if _, ok := c.o.Permissions[method]; !ok {
+	need, ok := c.o.Permissions[method]
+	if !ok {
 		return status.Errorf(codes.PermissionDenied, "method %s is not exposed", method)
 	}
 	p, ok := peer.FromContext(ctx)
@@ -195,18 +196,27 @@ func (c *chain) authorize(ctx context.Context, method string) error {
 		return status.Error(codes.Unauthenticated, "no peer")
 	}
 	if p.Addr.Network() == "unix" {
-		// The socket's mode (0600 or 0660) already limited who could connect.
+		// The socket's mode (0600 or 0660) already limited who could connect,
+		// and those are the daemon's owners.
 		return nil
 	}
-	if c.o.Token == "" {
+	if len(c.o.Tokens) == 0 {
 		return status.Error(codes.Unauthenticated, "remote control is not configured")
 	}
 	md, _ := metadata.FromIncomingContext(ctx)
 	for _, v := range md.Get("authorization") {
-		tok, ok := strings.CutPrefix(v, "Bearer ")
-		if ok && subtle.ConstantTimeCompare([]byte(tok), []byte(c.o.Token)) == 1 {
-			return nil
+		presented, ok := strings.CutPrefix(v, "Bearer ")
+		if !ok {
+			continue
 		}
+		tok, ok := matchToken(c.o.Tokens, presented)
+		if !ok {
+			continue
+		}
+		if tok.Level < need {
+			return status.Errorf(codes.PermissionDenied, "%s needs %s; %s is %s", method, need, tok.label(), tok.Level)
+		}
+		return nil
 	}
 	return status.Error(codes.Unauthenticated, "missing or wrong bearer token")
 }
@@ -249,16 +259,20 @@ func (c *chain) mapStream(srv any, ss grpc.ServerStream, info *grpc.StreamServer
 	return c.mapErr(err, ds.first)
 }
 
-// CheckPermissions fails if a registered method has no entry, or an entry
-// names no registered method.
+// CheckPermissions fails if a registered method has no entry or an invalid
+// level, or an entry names no registered method.
 func CheckPermissions(s *grpc.Server, p Permissions) error {
 	seen := map[string]bool{}
 	for svc, info := range s.GetServiceInfo() {
 		for _, m := range info.Methods {
 			full := "/" + svc + "/" + m.Name
 			seen[full] = true
-			if _, ok := p[full]; !ok {
+			need, ok := p[full]
+			if !ok {
 				return fmt.Errorf("method %s has no permission entry", full)
+			}
+			if !need.Valid() {
+				return fmt.Errorf("method %s needs %s, which is no level", full, need)
 			}
 		}
 	}
