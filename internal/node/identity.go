@@ -18,7 +18,11 @@ import (
 
 // journalOptions are the journal's options for a data dir: every reducer and
 // validator the daemon runs, so that a salvage rebuilds the same state.
-func journalOptions(cfg Config, path string, d Deps, log *zap.Logger) journal.Options {
+func journalOptions(cfg Config, path string, d Deps, log *zap.Logger) (journal.Options, error) {
+	validators, err := mergeValidators(crdt.Validators(), budget.Validators(), choreo.Validators())
+	if err != nil {
+		return journal.Options{}, err
+	}
 	return journal.Options{
 		Path:          path,
 		CreatedBy:     "aurad " + buildinfo.Version(),
@@ -26,8 +30,8 @@ func journalOptions(cfg Config, path string, d Deps, log *zap.Logger) journal.Op
 		Clock:         d.Clock,
 		MaxBatchFacts: cfg.Journal.MaxBatchFacts,
 		Reducers:      []journal.Reducer{crdt.Reducer()},
-		Validators:    mergeValidators(crdt.Validators(), budget.Validators(), choreo.Validators()),
-	}
+		Validators:    validators,
+	}, nil
 }
 
 // openIdentity loads the device keys (creating them only when mayFound),
@@ -51,7 +55,11 @@ func openIdentity(ctx context.Context, cfg Config, d Deps, log *zap.Logger, mayF
 		log.Info("created device keys", zap.Stringer("device", keys.DeviceID()))
 	}
 	path := filepath.Join(cfg.DataDir, JournalFileName)
-	j, err := journal.Open(ctx, journalOptions(cfg, path, d, log))
+	opts, err := journalOptions(cfg, path, d, log)
+	if err != nil {
+		return nil, auth, nil, false, err
+	}
+	j, err := journal.Open(ctx, opts)
 	if errors.Is(err, journal.ErrDamaged) {
 		return nil, auth, nil, false, fmt.Errorf("%w; nothing was changed. `aurad check --full --datadir %s` says more, "+
 			"`aurad salvage --from %s --to NEWDIR` copies out every fact that still verifies, `aurad restore` restores a backup",

@@ -416,14 +416,20 @@ func Run(ctx context.Context, cfg Config, d Deps) error {
 	return nil
 }
 
-func mergeValidators(sets ...map[string]journal.Validator) map[string]journal.Validator {
+// mergeValidators joins the validator sets of the subsystems. Two
+// subsystems claiming one fact type is a wiring bug that would otherwise
+// silently keep whichever came last, so it fails the start.
+func mergeValidators(sets ...map[string]journal.Validator) (map[string]journal.Validator, error) {
 	out := map[string]journal.Validator{}
 	for _, s := range sets {
 		for t, v := range s {
+			if _, dup := out[t]; dup {
+				return nil, fmt.Errorf("two subsystems register a validator for fact type %q: %w", t, core.ErrInternal)
+			}
 			out[t] = v
 		}
 	}
-	return out
+	return out, nil
 }
 
 // watchJournal reports a journal that met damage as NOT_SERVING, so a

@@ -111,7 +111,10 @@ func Salvage(ctx context.Context, cfg Config, from string, d Deps, progress func
 
 	partial := filepath.Join(to, JournalFileName+".salvage")
 	_ = os.Remove(partial) // left by an interrupted salvage
-	opts := journalOptions(cfg, partial, d, d.Logger)
+	opts, err := journalOptions(cfg, partial, d, d.Logger)
+	if err != nil {
+		return nil, err
+	}
 	j, err := journal.Open(ctx, opts)
 	if err != nil {
 		return nil, err
