@@ -320,6 +320,9 @@ func (j *Journal) commitBatch(batch []*request) {
 			for _, sf := range published {
 				j.lamports.observe(sf.Namespace, sf.Lamport)
 			}
+			// Before the watchers: one who hears of a fact finds it in range
+			// summaries.
+			j.ranges.apply(published)
 			j.hub.publish(published)
 		}
 		for i, r := range batch {

@@ -49,4 +49,16 @@
 // append returns only once durable while many appends share the cost of a
 // commit. Each request in a batch is all-or-nothing: a fact that fails
 // validation changes nothing, and its neighbours in the batch still commit.
+//
+// # Ordered ranges
+//
+// For range-based set reconciliation, Range iterates a namespace's facts in
+// (lamport, id) order over [lo, hi), and RangeSummary, RangeSplit and
+// RangeKeys answer from the namespace's range aggregate (ranges.go,
+// aggregate.go): an in-memory B+tree over the namespace's fact keys whose
+// nodes carry the count and the sum of ids mod 2^256 below them, so a range's
+// count and Fingerprint cost O(log n). The aggregate is not stored: it is built
+// from the facts/<ns> keys on the namespace's first range query (about 90 ms
+// and 41 bytes a fact for a million facts) and the writer adds each commit's
+// facts to it after the commit and before watchers hear of them.
 package journal

@@ -76,6 +76,8 @@ type Journal struct {
 	lamports lamportClock
 	hub      *hub
 	failure  *failure
+	// ranges holds the namespaces' range aggregates (ranges.go).
+	ranges *rangeIndex
 }
 
 // Open opens or creates the store at opts.Path, migrates it to the current
@@ -141,6 +143,7 @@ func Open(ctx context.Context, opts Options) (*Journal, error) {
 		writerD:    make(chan struct{}),
 		lamports:   lamportClock{max: map[core.Namespace]uint64{}},
 		failure:    newFailure(),
+		ranges:     newRangeIndex(),
 	}
 	if err := guarded(func() error { return migrate(db, opts.CreatedBy, opts.Logger) }); err != nil {
 		db.Close()
