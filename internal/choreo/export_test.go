@@ -1,5 +1,7 @@
 package choreo
 
+import "fmt"
+
 // EncodeTestMsg builds a raw session message, for tests that play a peer
 // breaking the protocol. With roles set it carries a header for protocol.
 func EncodeTestMsg(id SessionID, label, from, to string, s *Session) []byte {
@@ -25,4 +27,21 @@ func DecodeTestFrame(b []byte) (SessionID, error) {
 		}
 	}
 	return f.Session, nil
+}
+
+// ReencodeTestFrame decodes a frame and encodes it again, with a description
+// of every decoded field, so a fuzz target can check that the round trip
+// keeps what the decoder read.
+func ReencodeTestFrame(b []byte) (enc []byte, desc string, err error) {
+	f, err := decodeFrame(b)
+	if err != nil {
+		return nil, "", err
+	}
+	g := *f
+	g.Header = nil
+	desc = fmt.Sprintf("%+v", g)
+	if f.Header != nil {
+		desc += fmt.Sprintf(" header %+v", *f.Header)
+	}
+	return f.encode(), desc, nil
 }

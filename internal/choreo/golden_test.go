@@ -1,6 +1,7 @@
 package choreo
 
 import (
+	"errors"
 	"flag"
 	"os"
 	"path/filepath"
@@ -81,25 +82,54 @@ func TestGolden(t *testing.T) {
 	}
 }
 
-// Printing a protocol and parsing it back gives the same protocol.
+// Printing a protocol and parsing it back gives the same protocol, for every
+// source the package ships: the test data and the embedded protocols. Only
+// an err_* file may fail to parse, and only with a syntax error.
 func TestFormatRoundTrip(t *testing.T) {
-	files, _ := filepath.Glob(filepath.Join("testdata", "*.choreo"))
+	files, err := filepath.Glob(filepath.Join("testdata", "*.choreo"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	embedded, err := filepath.Glob(filepath.Join("protocols", "*.choreo"))
+	if err != nil || len(files) == 0 || len(embedded) == 0 {
+		t.Fatalf("sources: %d in testdata, %d embedded, %v", len(files), len(embedded), err)
+	}
+	roundTripped := 0
+	for _, file := range append(files, embedded...) {
+		t.Run(file, func(t *testing.T) {
+			src, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f, err := Parse(src)
+			if err != nil {
+				if !strings.HasPrefix(filepath.Base(file), "err_") || !errors.Is(err, ErrSyntax) {
+					t.Fatalf("does not parse: %v", err)
+				}
+				return
+			}
+			if len(f.Protocols) == 0 {
+				t.Fatal("parsed to no protocol")
+			}
+			once := Format(f)
+			g, err := Parse([]byte(once))
+			if err != nil {
+				t.Fatalf("formatted text does not parse: %v\n%s", err, once)
+			}
+			if twice := Format(g); twice != once {
+				t.Fatalf("format not stable:\n%s\n---\n%s", once, twice)
+			}
+			roundTripped++
+		})
+	}
+	// At least every source not named err_* must have gone round.
+	want := len(embedded)
 	for _, file := range files {
-		src, err := os.ReadFile(file)
-		if err != nil {
-			t.Fatal(err)
+		if !strings.HasPrefix(filepath.Base(file), "err_") {
+			want++
 		}
-		f, err := Parse(src)
-		if err != nil {
-			continue
-		}
-		once := Format(f)
-		g, err := Parse([]byte(once))
-		if err != nil {
-			t.Fatalf("%s: formatted text does not parse: %v\n%s", file, err, once)
-		}
-		if twice := Format(g); twice != once {
-			t.Errorf("%s: format not stable:\n%s\n---\n%s", file, once, twice)
-		}
+	}
+	if roundTripped < want {
+		t.Fatalf("%d sources round-tripped, want at least %d", roundTripped, want)
 	}
 }

@@ -208,7 +208,15 @@ func TestBadInputGetsClearCodesAndStoresNothing(t *testing.T) {
 			return err
 		}, codes.NotFound},
 	}
-	before, _ := nodev1.NewNodeServiceClient(conn).GetStatus(ctx, &nodev1.GetStatusRequest{})
+	// The count is read before and after; a status call that fails or counts
+	// nothing would let any stored fact go unseen.
+	before, err := nodev1.NewNodeServiceClient(conn).GetStatus(ctx, &nodev1.GetStatusRequest{})
+	if err != nil {
+		t.Fatalf("status before: %v", err)
+	}
+	if before.GetJournal().GetFactCount() == 0 {
+		t.Fatalf("status before counts no facts after a counter update: %v", before)
+	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := status.Code(tc.call()); got != tc.code {
@@ -216,7 +224,10 @@ func TestBadInputGetsClearCodesAndStoresNothing(t *testing.T) {
 			}
 		})
 	}
-	after, _ := nodev1.NewNodeServiceClient(conn).GetStatus(ctx, &nodev1.GetStatusRequest{})
+	after, err := nodev1.NewNodeServiceClient(conn).GetStatus(ctx, &nodev1.GetStatusRequest{})
+	if err != nil {
+		t.Fatalf("status after: %v", err)
+	}
 	if after.GetJournal().GetFactCount() != before.GetJournal().GetFactCount() {
 		t.Fatalf("rejected requests stored facts: %d -> %d", before.GetJournal().GetFactCount(), after.GetJournal().GetFactCount())
 	}

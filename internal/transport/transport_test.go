@@ -34,6 +34,8 @@ type tnode struct {
 	tr    *transport.Transport
 	authz *transport.MemberAuthorizer
 	dev   core.DeviceID
+	// raw is the stream layer under a test's WrapWire, when one is set.
+	raw transport.WireFunc
 
 	mu    sync.Mutex
 	got   []transport.Incoming
@@ -406,5 +408,88 @@ func TestSendingResumesAfterRestart(t *testing.T) {
 			b.mu.Unlock()
 			t.Fatalf("received %d of 6 (%v); stats %+v; sender stats %+v", b.received(), got, b.tr.Stats(), a.tr.Stats())
 		}
+	}
+}
+
+// A frame is accepted only from the device that wrote it, addressed to us: a
+// third device replaying someone else's paid frame, or a peer forwarding a
+// frame it addressed elsewhere, is dropped as the wrong sender before the
+// frame reaches the capability or budget checks.
+func TestFrameFromWrongSenderIsDropped(t *testing.T) {
+	tests := []struct {
+		name string
+		// deliver sends a's frame, written for b, to some device's transport
+		// over the raw stream layer, and returns that device.
+		deliver func(t *testing.T, ctx context.Context, a, b *tnode, frame []byte) *tnode
+	}{
+		{"relayed by a third device", func(t *testing.T, ctx context.Context, a, b *tnode, frame []byte) *tnode {
+			m := newTNode(t, linkPolicy(100))
+			var raw transport.WireFunc
+			transport.WrapWire(m.tr, func(next transport.WireFunc) transport.WireFunc { raw = next; return next })
+			connect(t, m, b)
+			bid, _ := transport.PeerID(b.dev)
+			if err := raw(ctx, bid, frame); err != nil {
+				t.Fatal(err)
+			}
+			return b
+		}},
+		{"addressed to another device", func(t *testing.T, ctx context.Context, a, b *tnode, frame []byte) *tnode {
+			c := newTNode(t, linkPolicy(100))
+			connect(t, a, c)
+			cid, _ := transport.PeerID(c.dev)
+			if err := a.raw(ctx, cid, frame); err != nil {
+				t.Fatal(err)
+			}
+			return c
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			a, b := newTNode(t, linkPolicy(100)), newTNode(t, linkPolicy(100))
+			// a's frame for b is paid for but kept off the network, so the
+			// only copy anyone sees is the misdirected one.
+			var mu sync.Mutex
+			var held []byte
+			transport.WrapWire(a.tr, func(next transport.WireFunc) transport.WireFunc {
+				a.raw = next
+				return func(_ context.Context, _ peer.ID, frame []byte) error {
+					mu.Lock()
+					held = append([]byte(nil), frame...)
+					mu.Unlock()
+					return nil
+				}
+			})
+			connect(t, a, b)
+			if err := a.send(ctx, b.dev, "msg", []byte("for b only")); err != nil {
+				t.Fatal(err)
+			}
+			mu.Lock()
+			frame := held
+			mu.Unlock()
+			if frame == nil {
+				t.Fatal("no frame reached the stream layer")
+			}
+			rcv := tc.deliver(t, ctx, a, b, frame)
+			for {
+				st := rcv.tr.Stats()
+				var dropped uint64
+				for _, n := range st.Dropped {
+					dropped += n
+				}
+				if dropped > 0 || rcv.received() > 0 {
+					if st.Dropped[transport.DropWrongSender] != 1 || dropped != 1 || rcv.received() != 0 {
+						t.Fatalf("dropped %v, delivered %d; want one %s drop", st.Dropped, rcv.received(), transport.DropWrongSender)
+					}
+					return
+				}
+				select {
+				case <-ctx.Done():
+					t.Fatalf("frame neither dropped nor delivered: %+v", st)
+				case <-time.After(10 * time.Millisecond):
+				}
+			}
+		})
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -40,6 +41,43 @@ func tcpAddr(t *testing.T, r ready) string {
 	return ""
 }
 
+// budget is what `budget show` reports for one peer. Each call decodes into
+// a fresh value: JSON leaves absent fields alone, and a zero count is absent,
+// so a reused value would keep the previous call's figures.
+type budget struct {
+	Spent    string `json:"spent"`
+	Received string `json:"received"`
+}
+
+func budgetShow(t *testing.T, dir, device string) budget {
+	t.Helper()
+	var b struct {
+		Budget *budget `json:"budget"`
+	}
+	ctlJSON(t, dir, &b, "budget", "show", device)
+	if b.Budget == nil {
+		t.Fatalf("budget show %s: no budget", device)
+	}
+	return *b.Budget
+}
+
+// peerList is the sorted device IDs `peer list` reports, decoded afresh.
+func peerList(t *testing.T, dir string) []string {
+	t.Helper()
+	var l struct {
+		Peers []struct {
+			DeviceID string `json:"device_id"`
+		} `json:"peers"`
+	}
+	ctlJSON(t, dir, &l, "peer", "list")
+	var ids []string
+	for _, p := range l.Peers {
+		ids = append(ids, p.DeviceID)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
 // Three daemons, each pinging the others through the full guard chain; the
 // budgets charged on both sides show up in `budget show`.
 func TestThreeDaemonsPingEachOther(t *testing.T) {
@@ -71,17 +109,10 @@ func TestThreeDaemonsPingEachOther(t *testing.T) {
 			}
 		}
 	}
-	var b struct {
-		Budget struct {
-			Spent    string `json:"spent"`
-			Received string `json:"received"`
-		} `json:"budget"`
-	}
-	ctlJSON(t, dirs[0], &b, "budget", "show", rs[1].DeviceID)
 	// 0 pinged 1 three times (3 spent, 3 pongs received) and 1 pinged 0
 	// three times (3 pongs spent, 3 pings received).
-	if b.Budget.Spent != "6" || b.Budget.Received != "6" {
-		t.Fatalf("budget 0->1: %+v", b.Budget)
+	if b := budgetShow(t, dirs[0], rs[1].DeviceID); b.Spent != "6" || b.Received != "6" {
+		t.Fatalf("budget 0->1: %+v", b)
 	}
 	// The operator lowers the limit to what is already spent: the next ping
 	// is refused before anything is sent, with ResourceExhausted.
@@ -91,9 +122,8 @@ func TestThreeDaemonsPingEachOther(t *testing.T) {
 	if out, code := ctl(t, dirs[0], "peer", "ping", rs[1].DeviceID); code != 8 || !strings.Contains(out, "resource exhausted") {
 		t.Fatalf("ping past the limit: exit %d: %s", code, out)
 	}
-	ctlJSON(t, dirs[0], &b, "budget", "show", rs[1].DeviceID)
-	if b.Budget.Spent != "6" {
-		t.Fatalf("a refused ping was charged: %+v", b.Budget)
+	if b := budgetShow(t, dirs[0], rs[1].DeviceID); b.Spent != "6" || b.Received != "6" {
+		t.Fatalf("a refused ping was charged: %+v", b)
 	}
 	for _, tc := range []struct {
 		args []string
@@ -108,15 +138,10 @@ func TestThreeDaemonsPingEachOther(t *testing.T) {
 			t.Errorf("%v: exit %d, want %d: %s", tc.args, code, tc.code, out)
 		}
 	}
-	var peers struct {
-		Peers []struct {
-			DeviceID  string `json:"device_id"`
-			Connected bool   `json:"connected"`
-		} `json:"peers"`
-	}
-	ctlJSON(t, dirs[0], &peers, "peer", "list")
-	if len(peers.Peers) != 2 {
-		t.Fatalf("peers %+v", peers)
+	want := []string{rs[1].DeviceID, rs[2].DeviceID}
+	slices.Sort(want)
+	if got := peerList(t, dirs[0]); !slices.Equal(got, want) {
+		t.Fatalf("peers %v, want %v", got, want)
 	}
 	// Known peers survive a restart.
 	ds[0].signal(syscall.SIGTERM)
@@ -124,9 +149,8 @@ func TestThreeDaemonsPingEachOther(t *testing.T) {
 		t.Fatalf("exit %d", code)
 	}
 	start(t, dirs[0])
-	ctlJSON(t, dirs[0], &peers, "peer", "list")
-	if len(peers.Peers) != 2 {
-		t.Fatalf("known peers after restart %+v", peers)
+	if got := peerList(t, dirs[0]); !slices.Equal(got, want) {
+		t.Fatalf("known peers after restart %v, want %v", got, want)
 	}
 	if out, code := ctl(t, dirs[0], "peer", "ping", rs[2].DeviceID); code != 0 {
 		t.Fatalf("ping after restart: %s", out)
