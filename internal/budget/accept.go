@@ -47,7 +47,7 @@ import (
 // counts only the cost it saw (the sender paid more, never less), and Gaps
 // records how often it happened. The hash link is checked wherever receipts
 // are consecutive.
-func (l *Ledger) Accept(ctx context.Context, r *Receipt, c Class) error {
+func (l *Ledger) Accept(ctx context.Context, r *Receipt, c core.Class) error {
 	if r == nil {
 		return fmt.Errorf("no receipt: %w", ErrMalformed)
 	}

@@ -24,7 +24,7 @@ func unlimited() Config {
 	cfg := DefaultConfig()
 	m := uint64(math.MaxUint64)
 	cfg.Policy.Flow = ClassLimits{m, m, m}
-	cfg.Policy.Leakage = ClassLeakage{Leakage{m, m, m}, Leakage{m, m, m}, Leakage{m, m, m}}
+	cfg.Policy.Leakage = ClassLeakage{core.Leakage{m, m, m}, core.Leakage{m, m, m}, core.Leakage{m, m, m}}
 	return cfg
 }
 
@@ -58,7 +58,7 @@ func BenchmarkCharge(b *testing.B) {
 		b.Run(fmt.Sprintf("senders=%d%s", tc.workers, tc.nameTail), func(b *testing.B) {
 			l, _ := benchLedger(b, 1, false)
 			ctx := context.Background()
-			leak := Leakage{1, 0, 0}
+			leak := core.Leakage{1, 0, 0}
 			var wg sync.WaitGroup
 			per := b.N / tc.workers
 			b.ResetTimer()
@@ -75,7 +75,7 @@ func BenchmarkCharge(b *testing.B) {
 				go func() {
 					defer wg.Done()
 					for range n {
-						if _, err := l.Charge(ctx, k, ClassGroup, 1, leak, nil); err != nil {
+						if _, err := l.Charge(ctx, k, core.ClassGroup, 1, leak, nil); err != nil {
 							b.Error(err)
 							return
 						}
@@ -101,7 +101,7 @@ func BenchmarkAccept(b *testing.B) {
 			for i := range b.N {
 				w := i % workers
 				k := Key{Context: core.ContextID{byte(w)}, Peer: rs.DeviceID()}
-				r, err := sender.Charge(ctx, k, ClassGroup, 1, Leakage{}, nil)
+				r, err := sender.Charge(ctx, k, core.ClassGroup, 1, core.Leakage{}, nil)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -115,7 +115,7 @@ func BenchmarkAccept(b *testing.B) {
 				go func() {
 					defer wg.Done()
 					for _, r := range chain {
-						if err := recv.Accept(ctx, r, ClassGroup); err != nil {
+						if err := recv.Accept(ctx, r, core.ClassGroup); err != nil {
 							b.Error(err)
 							return
 						}

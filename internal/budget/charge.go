@@ -28,7 +28,7 @@ import (
 // A charge that failed only because an earlier charge of the same key failed
 // (its commit was built on that one, ErrStale) is rebuilt and retried, a few
 // times: one caller's bad facts do not fail its neighbours' sends.
-func (l *Ledger) Charge(ctx context.Context, k Key, c Class, cost uint64, leak Leakage, facts []*journal.SignedFact) (*Receipt, error) {
+func (l *Ledger) Charge(ctx context.Context, k Key, c core.Class, cost uint64, leak core.Leakage, facts []*journal.SignedFact) (*Receipt, error) {
 	const attempts = 4
 	for i := 1; ; i++ {
 		r, err := l.chargeOnce(ctx, k, c, cost, leak, facts)
@@ -38,7 +38,7 @@ func (l *Ledger) Charge(ctx context.Context, k Key, c Class, cost uint64, leak L
 	}
 }
 
-func (l *Ledger) chargeOnce(ctx context.Context, k Key, c Class, cost uint64, leak Leakage, facts []*journal.SignedFact) (*Receipt, error) {
+func (l *Ledger) chargeOnce(ctx context.Context, k Key, c core.Class, cost uint64, leak core.Leakage, facts []*journal.SignedFact) (*Receipt, error) {
 	if !c.Valid() {
 		return nil, fmt.Errorf("charge %v: class %d: %w", k, c, core.ErrInvalidArgument)
 	}
@@ -121,7 +121,7 @@ func (l *Ledger) chargeOnce(ctx context.Context, k Key, c Class, cost uint64, le
 		if err := bs.putReceipt(k, dirSent, r); err != nil {
 			return err
 		}
-		if leak == (Leakage{}) {
+		if leak == (core.Leakage{}) {
 			return nil
 		}
 		return mergeLeak(bs, k.Context, lnext, audit)
@@ -163,13 +163,13 @@ func (l *Ledger) chargeOnce(ctx context.Context, k Key, c Class, cost uint64, le
 // chargeLeak adds leak to the consumed leakage if every observer class has
 // room. An observer class the send does not leak to is not checked, so a
 // limit of 0 means "nothing may leak to this class", not "nothing may be sent".
-func chargeLeak(cur leakRecord, leak, limits Leakage) (leakRecord, error) {
+func chargeLeak(cur leakRecord, leak, limits core.Leakage) (leakRecord, error) {
 	for i, v := range leak {
 		if v == 0 {
 			continue
 		}
 		if cur.consumed[i] > limits[i] || v > limits[i]-cur.consumed[i] {
-			return cur, fmt.Errorf("%v: leak %d, consumed %d of %d: %w", Observer(i), v, cur.consumed[i], limits[i], ErrLeakageExhausted)
+			return cur, fmt.Errorf("%v: leak %d, consumed %d of %d: %w", core.Observer(i), v, cur.consumed[i], limits[i], ErrLeakageExhausted)
 		}
 		cur.consumed[i] += v
 	}
@@ -212,7 +212,7 @@ func mergeLeak(bs *buckets, c core.ContextID, w leakRecord, audit bool) error {
 			for i := range w.consumed {
 				w.consumed[i] = max(w.consumed[i], stored.consumed[i])
 			}
-		case audit && stored.consumed != (Leakage{}):
+		case audit && stored.consumed != (core.Leakage{}):
 			return fmt.Errorf("leakage of %s epoch %d was not summarised: %w", c, stored.epoch, ErrStale)
 		}
 	}
@@ -232,7 +232,7 @@ func (l *Ledger) rotation(k Key, old sendRecord, e core.Epoch, lold leakRecord, 
 		return nil, nil
 	}
 	sendRot := old.epoch < e && old.nonce > 0
-	leakRot := lold.epoch < le && lold.consumed != (Leakage{})
+	leakRot := lold.epoch < le && lold.consumed != (core.Leakage{})
 	if !sendRot && !leakRot {
 		return nil, nil
 	}
@@ -341,7 +341,7 @@ func (l *Ledger) rotateKey(ctx context.Context, k Key) error {
 	if old.epoch < e && old.nonce > 0 {
 		sk.rec = old.at(e, l.period)
 	}
-	if lold.epoch < e && lold.consumed != (Leakage{}) {
+	if lold.epoch < e && lold.consumed != (core.Leakage{}) {
 		lc.rec = leakRecord{class: lold.class, epoch: e}
 	}
 	sk.queued++

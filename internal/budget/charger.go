@@ -15,11 +15,11 @@ func (l *Ledger) Charger() transport.Charger { return charger{l} }
 
 type charger struct{ l *Ledger }
 
-// classOf maps transport's classes to ours. An unknown class maps to the
-// invalid Class 0, which Charge and Accept refuse: fail closed, never to the
-// most generous class.
+// Charge takes the transport's class as it is: both speak core.Class, and the
+// ledger refuses an invalid class (0 included), so an unclassified send fails
+// closed, never to the most generous class.
 func (c charger) Charge(ctx context.Context, ch transport.Charge) (transport.Receipt, error) {
-	r, err := c.l.Charge(ctx, Key{Context: ch.Context, Peer: ch.Peer}, ch.Class, ch.Cost, Leakage(ch.Leakage), ch.Facts)
+	r, err := c.l.Charge(ctx, Key{Context: ch.Context, Peer: ch.Peer}, ch.Class, ch.Cost, ch.Leakage, ch.Facts)
 	if err != nil {
 		return transport.Receipt{}, err
 	}
@@ -29,7 +29,7 @@ func (c charger) Charge(ctx context.Context, ch transport.Charge) (transport.Rec
 // ErrEnvelopeMismatch: an envelope claims something its receipt does not.
 var ErrEnvelopeMismatch = fmt.Errorf("envelope does not match its receipt: %w", core.ErrInvalidArgument)
 
-func (c charger) Accept(ctx context.Context, e *transport.Envelope, cl transport.Class) error {
+func (c charger) Accept(ctx context.Context, e *transport.Envelope, cl core.Class) error {
 	r, err := DecodeReceipt(e.Receipt)
 	if err != nil {
 		return err

@@ -67,7 +67,7 @@ func TestCrashChild(t *testing.T) {
 			defer wg.Done()
 			k := Key{Context: core.ContextID{byte(g % 2)}, Peer: crashPeer}
 			for {
-				r, err := l.Charge(ctx, k, ClassGroup, crashCost, Leakage{1, 0, 0}, nil)
+				r, err := l.Charge(ctx, k, core.ClassGroup, crashCost, core.Leakage{1, 0, 0}, nil)
 				if err != nil {
 					out.Lock()
 					fmt.Fprintln(w, "error", err)
@@ -157,7 +157,7 @@ func TestKillDuringCharging(t *testing.T) {
 			if en.LastNonce < want || en.State.Spent != en.LastNonce*crashCost {
 				t.Fatalf("round %d context %d: durable nonce %d spent %d, child saw nonce %d", round, c, en.LastNonce, en.State.Spent, want)
 			}
-			r, err := l.Charge(ctx, k, ClassGroup, crashCost, Leakage{}, nil)
+			r, err := l.Charge(ctx, k, core.ClassGroup, crashCost, core.Leakage{}, nil)
 			if err != nil || r.Nonce != en.LastNonce+1 {
 				t.Fatalf("round %d: chain does not continue: %+v %v", round, r, err)
 			}

@@ -86,7 +86,7 @@ func DecodeEpochSummary(b []byte) (*EpochSummary, error) {
 type LeakageSummary struct {
 	Context  core.ContextID
 	Epoch    core.Epoch
-	Consumed Leakage
+	Consumed core.Leakage
 }
 
 const leakageSummaryLen = 1 + 32 + 8 + 3*8

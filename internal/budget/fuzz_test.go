@@ -40,11 +40,11 @@ func FuzzDecodeReceipt(f *testing.F) {
 }
 
 func FuzzDecodeStoredRecords(f *testing.F) {
-	f.Add(sendRecord{class: ClassLink, epoch: 3, period: 12, spent: 9, nonce: 2, cost: 4, head: core.Hash{1}}.encode())
-	f.Add(sendRecord{class: ClassGroup, epoch: 4, period: 1}.encode())
-	f.Add(encodeSendRecordV1(sendRecordV1{class: ClassLink, epoch: 3, spent: 9, nonce: 2, head: core.Hash{1}}))
-	f.Add(recvRecord{class: ClassContact, received: 5, nonce: 1, head: core.Hash{2}}.encode())
-	f.Add(leakRecord{class: ClassGroup, epoch: 7, consumed: Leakage{1, 2, 3}}.encode())
+	f.Add(sendRecord{class: core.ClassLink, epoch: 3, period: 12, spent: 9, nonce: 2, cost: 4, head: core.Hash{1}}.encode())
+	f.Add(sendRecord{class: core.ClassGroup, epoch: 4, period: 1}.encode())
+	f.Add(encodeSendRecordV1(sendRecordV1{class: core.ClassLink, epoch: 3, spent: 9, nonce: 2, head: core.Hash{1}}))
+	f.Add(recvRecord{class: core.ClassContact, received: 5, nonce: 1, head: core.Hash{2}}.encode())
+	f.Add(leakRecord{class: core.ClassGroup, epoch: 7, consumed: core.Leakage{1, 2, 3}}.encode())
 	f.Add(encodeLimit(42))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		check := func(name string, err error, enc func() []byte) {
@@ -80,7 +80,7 @@ func FuzzDecodeStoredRecords(f *testing.F) {
 func FuzzDecodeSummaries(f *testing.F) {
 	s := EpochSummary{Context: core.ContextID{1}, Src: core.DeviceID{2}, Dst: core.DeviceID{3}, Epoch: 4, Count: 5, Total: 6, LastNonce: 5, LastHash: core.Hash{7}}
 	f.Add(s.Encode())
-	ls := LeakageSummary{Context: core.ContextID{1}, Epoch: 2, Consumed: Leakage{3, 4, 5}}
+	ls := LeakageSummary{Context: core.ContextID{1}, Epoch: 2, Consumed: core.Leakage{3, 4, 5}}
 	f.Add(ls.Encode())
 	f.Fuzz(func(t *testing.T, in []byte) {
 		if s, err := DecodeEpochSummary(in); err != nil {

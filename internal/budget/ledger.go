@@ -40,7 +40,7 @@ func DefaultConfig() Config {
 // Entry is one (context, peer) as the API shows it, as of the current epoch.
 type Entry struct {
 	Key   Key
-	Class Class
+	Class core.Class
 	// State is the sending side: the effective limit, what this device has
 	// spent on the peer in the current budget period, and the period's
 	// first epoch.
@@ -63,10 +63,10 @@ type Entry struct {
 // LeakageEntry is one context's leakage in the current epoch.
 type LeakageEntry struct {
 	Context  core.ContextID
-	Class    Class
+	Class    core.Class
 	Epoch    core.Epoch
-	Consumed Leakage
-	Limits   Leakage
+	Consumed core.Leakage
+	Limits   core.Leakage
 }
 
 // Ledger holds this device's budgets: what it may send each peer and what
@@ -137,7 +137,7 @@ type sendState struct {
 // epochs of the window and of the budget periods the window touches.
 type recvState struct {
 	mu             sync.Mutex
-	class          Class
+	class          core.Class
 	chains         map[core.Epoch]recvRecord
 	queued, synced uint64
 	stale          bool
@@ -304,7 +304,7 @@ func (l *Ledger) Self() core.DeviceID { return l.self }
 
 // limit is the effective limit of k: the policy's, met with the operator's
 // override for k. It bounds both directions of the key.
-func (l *Ledger) limit(k Key, c Class) uint64 {
+func (l *Ledger) limit(k Key, c core.Class) uint64 {
 	lim := l.policy.Limit(k, c)
 	l.mu.RLock()
 	if o, ok := l.limits[k]; ok {

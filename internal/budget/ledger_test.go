@@ -93,7 +93,7 @@ func (d *device) id() core.DeviceID { return d.signer.DeviceID() }
 
 func (d *device) charge(k Key, cost uint64) *Receipt {
 	d.t.Helper()
-	r, err := d.l.Charge(context.Background(), k, ClassContact, cost, Leakage{1, 0, 0}, nil)
+	r, err := d.l.Charge(context.Background(), k, core.ClassContact, cost, core.Leakage{1, 0, 0}, nil)
 	if err != nil {
 		d.t.Fatalf("charge %d: %v", cost, err)
 	}
@@ -176,13 +176,13 @@ func TestChargeAcceptChain(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := b.l.Accept(context.Background(), back, ClassContact); err != nil {
+		if err := b.l.Accept(context.Background(), back, core.ClassContact); err != nil {
 			t.Fatalf("accept %d: %v", i, err)
 		}
 		prev = r.Hash()
 	}
 	en := a.get(k)
-	if en.State.Spent != 50 || en.LastNonce != 5 || en.State.Limit != DefaultContactLimit || en.Class != ClassContact || en.Epoch != 1000 {
+	if en.State.Spent != 50 || en.LastNonce != 5 || en.State.Limit != DefaultContactLimit || en.Class != core.ClassContact || en.Epoch != 1000 {
 		t.Fatalf("sender entry %+v", en)
 	}
 	got := b.get(Key{Context: ctxA, Peer: a.id()})
@@ -190,7 +190,7 @@ func TestChargeAcceptChain(t *testing.T) {
 		t.Fatalf("receiver entry %+v", got)
 	}
 	lk, err := a.l.Leakage(context.Background(), ctxA)
-	if err != nil || lk.Consumed != (Leakage{5, 0, 0}) || lk.Limits[External] != DefaultContactLeakage {
+	if err != nil || lk.Consumed != (core.Leakage{5, 0, 0}) || lk.Limits[core.ObserverExternal] != DefaultContactLeakage {
 		t.Fatalf("leakage %+v %v", lk, err)
 	}
 	rs, err := a.l.Receipts(context.Background(), k, 3)
@@ -219,7 +219,7 @@ func TestAcceptRefusals(t *testing.T) {
 	c := newDevice(t, 3, clock, testConfig())
 	k := Key{Context: ctxA, Peer: b.id()}
 	r1, r2, r3 := a.charge(k, 1), a.charge(k, 1), a.charge(k, 1)
-	accept := func(r *Receipt) error { return b.l.Accept(context.Background(), r, ClassContact) }
+	accept := func(r *Receipt) error { return b.l.Accept(context.Background(), r, core.ClassContact) }
 	if err := accept(r1); err != nil {
 		t.Fatal(err)
 	}
@@ -310,7 +310,7 @@ func TestAcceptObservesEpochCapped(t *testing.T) {
 	if err := r.sign(a.signer); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.l.Accept(context.Background(), r, ClassContact); err != nil {
+	if err := b.l.Accept(context.Background(), r, core.ClassContact); err != nil {
 		t.Fatal(err)
 	}
 	if got := b.l.Epochs().Current(); got != 1001 {
@@ -321,7 +321,7 @@ func TestAcceptObservesEpochCapped(t *testing.T) {
 	if err := r2.sign(a.signer); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.l.Accept(context.Background(), r2, ClassContact); err != nil {
+	if err := b.l.Accept(context.Background(), r2, core.ClassContact); err != nil {
 		t.Fatal(err)
 	}
 	if got := b.l.Epochs().Current(); got != 1001 {
@@ -343,13 +343,13 @@ func TestDeniedChargeHasNoSideEffect(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		cost uint64
-		leak Leakage
+		leak core.Leakage
 		want error
 	}{
-		{"flow", 6, Leakage{}, ErrExhausted},
-		{"leakage", 1, Leakage{0, DefaultContactLeakage + 1, 0}, ErrLeakageExhausted},
+		{"flow", 6, core.Leakage{}, ErrExhausted},
+		{"leakage", 1, core.Leakage{0, DefaultContactLeakage + 1, 0}, ErrLeakageExhausted},
 	} {
-		_, err := a.l.Charge(ctx, k, ClassContact, tc.cost, tc.leak, nil)
+		_, err := a.l.Charge(ctx, k, core.ClassContact, tc.cost, tc.leak, nil)
 		if !errors.Is(err, tc.want) || !errors.Is(err, core.ErrResourceExhausted) {
 			t.Fatalf("%s: %v", tc.name, err)
 		}
@@ -375,12 +375,12 @@ func TestDeniedChargeHasNoSideEffect(t *testing.T) {
 	if err := a.l.SetLimit(ctx, k, 0); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.l.Charge(ctx, k, ClassContact, 0, Leakage{}, nil); !errors.Is(err, ErrExhausted) {
+	if _, err := a.l.Charge(ctx, k, core.ClassContact, 0, core.Leakage{}, nil); !errors.Is(err, ErrExhausted) {
 		t.Fatalf("limit 0: %v", err)
 	}
 	// A refused first charge of a new key leaves no entry behind.
 	fresh := Key{Context: ctxA, Peer: core.DeviceID{6}}
-	if _, err := a.l.Charge(ctx, fresh, ClassContact, DefaultContactLimit+1, Leakage{}, nil); !errors.Is(err, ErrExhausted) {
+	if _, err := a.l.Charge(ctx, fresh, core.ClassContact, DefaultContactLimit+1, core.Leakage{}, nil); !errors.Is(err, ErrExhausted) {
 		t.Fatalf("over the default: %v", err)
 	}
 	if _, err := a.l.Get(ctx, fresh); !errors.Is(err, core.ErrNotFound) {
@@ -389,10 +389,10 @@ func TestDeniedChargeHasNoSideEffect(t *testing.T) {
 	if list, _ := a.l.List(ctx); len(list) != 1 {
 		t.Fatalf("refused charge listed: %+v", list)
 	}
-	if _, err := a.l.Charge(ctx, Key{Context: ctxA, Peer: core.DeviceID{5}}, 0, 1, Leakage{}, nil); !errors.Is(err, core.ErrInvalidArgument) {
+	if _, err := a.l.Charge(ctx, Key{Context: ctxA, Peer: core.DeviceID{5}}, 0, 1, core.Leakage{}, nil); !errors.Is(err, core.ErrInvalidArgument) {
 		t.Fatalf("class 0: %v", err)
 	}
-	if _, err := a.l.Charge(ctx, Key{Context: ctxA, Peer: a.id()}, ClassLink, 1, Leakage{}, nil); !errors.Is(err, core.ErrInvalidArgument) {
+	if _, err := a.l.Charge(ctx, Key{Context: ctxA, Peer: a.id()}, core.ClassLink, 1, core.Leakage{}, nil); !errors.Is(err, core.ErrInvalidArgument) {
 		t.Fatalf("to self: %v", err)
 	}
 }
@@ -405,7 +405,7 @@ func TestSetLimitNeverWidens(t *testing.T) {
 	k := Key{Context: ctxA, Peer: core.DeviceID{2}}
 	ctx := context.Background()
 	limit := func() uint64 {
-		if _, err := a.l.Charge(ctx, k, ClassGroup, 0, Leakage{}, nil); err != nil {
+		if _, err := a.l.Charge(ctx, k, core.ClassGroup, 0, core.Leakage{}, nil); err != nil {
 			t.Fatal(err)
 		}
 		return a.get(k).State.Limit
@@ -436,7 +436,7 @@ func TestPersistenceAcrossReopen(t *testing.T) {
 	var last *Receipt
 	for range 3 {
 		last = a.charge(k, 7)
-		if err := b.l.Accept(context.Background(), last, ClassContact); err != nil {
+		if err := b.l.Accept(context.Background(), last, core.ClassContact); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -450,10 +450,10 @@ func TestPersistenceAcrossReopen(t *testing.T) {
 		t.Fatalf("chain did not continue: %+v", r)
 	}
 	// The receiver remembers too: a replay is refused, the next is accepted.
-	if err := b.l.Accept(context.Background(), last, ClassContact); !errors.Is(err, ErrReplay) {
+	if err := b.l.Accept(context.Background(), last, core.ClassContact); !errors.Is(err, ErrReplay) {
 		t.Fatalf("replay after restart: %v", err)
 	}
-	if err := b.l.Accept(context.Background(), r, ClassContact); err != nil {
+	if err := b.l.Accept(context.Background(), r, core.ClassContact); err != nil {
 		t.Fatal(err)
 	}
 	if en := b.get(Key{Context: ctxA, Peer: a.id()}); en.Received != 28 {
@@ -495,7 +495,7 @@ func TestEpochRotationAndAudit(t *testing.T) {
 	if len(leaks) != 1 {
 		t.Fatalf("%d leakage summaries", len(leaks))
 	}
-	if ls, err := DecodeLeakageSummary(leaks[0].Payload); err != nil || *ls != (LeakageSummary{Context: ctxA, Epoch: 1000, Consumed: Leakage{2, 0, 0}}) {
+	if ls, err := DecodeLeakageSummary(leaks[0].Payload); err != nil || *ls != (LeakageSummary{Context: ctxA, Epoch: 1000, Consumed: core.Leakage{2, 0, 0}}) {
 		t.Fatalf("leakage summary %+v %v", ls, err)
 	}
 	// The quiet key is summarised by Sweep, once.
@@ -545,7 +545,7 @@ func TestCommitFailureReloads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.l.Charge(ctx, k, ClassContact, 1, Leakage{}, []*journal.SignedFact{bad}); err == nil {
+	if _, err := a.l.Charge(ctx, k, core.ClassContact, 1, core.Leakage{}, []*journal.SignedFact{bad}); err == nil {
 		t.Fatal("charge with a bad fact committed")
 	}
 	if en := a.get(k); en.LastNonce != 1 || en.State.Spent != 1 {
@@ -556,7 +556,7 @@ func TestCommitFailureReloads(t *testing.T) {
 		t.Fatalf("chain after a failed commit: %+v", r)
 	}
 	for _, x := range []*Receipt{good, r} {
-		if err := b.l.Accept(ctx, x, ClassContact); err != nil {
+		if err := b.l.Accept(ctx, x, core.ClassContact); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -584,7 +584,7 @@ func TestCommitFailuresUnderConcurrency(t *testing.T) {
 				if (g+i)%5 == 0 {
 					facts = []*journal.SignedFact{bad}
 				}
-				r, err := a.l.Charge(context.Background(), k, ClassContact, 1, Leakage{}, facts)
+				r, err := a.l.Charge(context.Background(), k, core.ClassContact, 1, core.Leakage{}, facts)
 				if err != nil {
 					mu.Lock()
 					failed[errors.Is(err, ErrStale)]++
@@ -608,7 +608,7 @@ func TestCommitFailuresUnderConcurrency(t *testing.T) {
 		t.Fatalf("durable spent %d for %d receipts", en.State.Spent, len(got))
 	}
 	for _, r := range got {
-		if err := b.l.Accept(context.Background(), r, ClassContact); err != nil {
+		if err := b.l.Accept(context.Background(), r, core.ClassContact); err != nil {
 			t.Fatalf("accept %d: %v", r.Nonce, err)
 		}
 	}
@@ -658,7 +658,7 @@ func TestConcurrentCharges(t *testing.T) {
 			for i := range 60 {
 				k := keys[(g+i)%len(keys)]
 				cost := uint64(1 + (g*7+i)%5)
-				r, err := a.l.Charge(context.Background(), k, ClassGroup, cost, Leakage{1, 1, 1}, nil)
+				r, err := a.l.Charge(context.Background(), k, core.ClassGroup, cost, core.Leakage{1, 1, 1}, nil)
 				if errors.Is(err, ErrExhausted) {
 					continue
 				}
@@ -691,7 +691,7 @@ func TestConcurrentCharges(t *testing.T) {
 			}
 		}
 		lk, err := a.l.Leakage(context.Background(), c)
-		if err != nil || lk.Consumed != (Leakage{n, n, n}) {
+		if err != nil || lk.Consumed != (core.Leakage{n, n, n}) {
 			t.Fatalf("leakage of %s: %+v, want %d each: %v", c, lk, n, err)
 		}
 	}
@@ -708,7 +708,7 @@ func TestConcurrentCharges(t *testing.T) {
 			continue
 		}
 		for _, r := range got[k] {
-			if err := b.l.Accept(context.Background(), r, ClassGroup); err != nil {
+			if err := b.l.Accept(context.Background(), r, core.ClassGroup); err != nil {
 				t.Fatalf("accept %v %d: %v", k, r.Nonce, err)
 			}
 		}
@@ -740,7 +740,7 @@ func TestConcurrentAccepts(t *testing.T) {
 			// chain reaches each one.
 			for _, r := range rs {
 				for {
-					err := b.l.Accept(context.Background(), r, ClassContact)
+					err := b.l.Accept(context.Background(), r, core.ClassContact)
 					if err == nil {
 						mu.Lock()
 						accepted[r.Hash()]++
@@ -785,7 +785,7 @@ func TestCloseUnderLoad(t *testing.T) {
 			defer wg.Done()
 			<-start
 			for {
-				r, err := a.l.Charge(context.Background(), k, ClassContact, 3, Leakage{}, nil)
+				r, err := a.l.Charge(context.Background(), k, core.ClassContact, 3, core.Leakage{}, nil)
 				if err != nil {
 					return // the journal closed
 				}
@@ -864,7 +864,7 @@ func TestValidators(t *testing.T) {
 	if err := v[TypeEpochSummary](mk(TypeEpochSummary, gap.Encode(), s.DeviceID())); !errors.Is(err, core.ErrInvalidArgument) {
 		t.Fatalf("inconsistent summary: %v", err)
 	}
-	ls := LeakageSummary{Context: ctxA, Epoch: 3, Consumed: Leakage{1, 2, 3}}
+	ls := LeakageSummary{Context: ctxA, Epoch: 3, Consumed: core.Leakage{1, 2, 3}}
 	if err := v[TypeLeakageSummary](mk(TypeLeakageSummary, ls.Encode(), s.DeviceID())); err != nil {
 		t.Fatal(err)
 	}

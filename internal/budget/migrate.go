@@ -273,7 +273,7 @@ func epochV1(e core.Epoch, d time.Duration, wall core.Epoch) core.Epoch {
 // sendRecordV1 is the layout-1 send record: version(1)=1 class(1) epoch(8)
 // spent(8) nonce(8) head(32); the chain and the spend were one epoch's.
 type sendRecordV1 struct {
-	class        Class
+	class        core.Class
 	epoch        core.Epoch
 	spent, nonce uint64
 	head         core.Hash
@@ -286,7 +286,7 @@ func decodeSendRecordV1(b []byte) (sendRecordV1, error) {
 	if len(b) != sendRecordV1Len || b[0] != 1 {
 		return s, fmt.Errorf("layout-1 send record of %d bytes: %w", len(b), ErrCorrupt)
 	}
-	s.class = Class(b[1])
+	s.class = core.Class(b[1])
 	s.epoch = core.Epoch(binary.BigEndian.Uint64(b[2:]))
 	s.spent = binary.BigEndian.Uint64(b[10:])
 	s.nonce = binary.BigEndian.Uint64(b[18:])

@@ -1,10 +1,6 @@
 package budget
 
-import (
-	"fmt"
-
-	"github.com/aura-p2p/aura/internal/core"
-)
+import "github.com/aura-p2p/aura/internal/core"
 
 // Cost unit. Flow costs and limits are in abstract flow units priced by the
 // sending protocol: a small control message (ping, announce) costs 1, and a
@@ -24,35 +20,6 @@ const (
 	DefaultGroupLimit uint64 = 4 << 20
 )
 
-// Observer is a class of party that learns metadata from a send.
-type Observer uint8
-
-const (
-	// External: anyone on the network path (a send reveals that two devices
-	// talk, when, and how much).
-	External Observer = iota
-	// Neighbor: relays and peers that forward or see routing metadata.
-	Neighbor
-	// InGroup: other members of the context, who see who talks to whom.
-	InGroup
-)
-
-func (o Observer) String() string {
-	switch o {
-	case External:
-		return "external"
-	case Neighbor:
-		return "neighbor"
-	case InGroup:
-		return "in_group"
-	}
-	return fmt.Sprintf("observer(%d)", uint8(o))
-}
-
-// Leakage is a metadata-leakage amount per observer class, indexed by
-// Observer: the cost of one send, a consumed total, or a limit.
-type Leakage [3]uint64
-
 // Default leakage limits per (context, epoch), the same for every observer
 // class: each context class may leak as many units as its flow default.
 const (
@@ -66,13 +33,13 @@ type ClassLimits struct {
 	Link, Contact, Group uint64
 }
 
-func (c ClassLimits) of(cl Class) uint64 {
+func (c ClassLimits) of(cl core.Class) uint64 {
 	switch cl {
-	case ClassLink:
+	case core.ClassLink:
 		return c.Link
-	case ClassContact:
+	case core.ClassContact:
 		return c.Contact
-	case ClassGroup:
+	case core.ClassGroup:
 		return c.Group
 	}
 	return 0 // unknown class: deny
@@ -80,19 +47,19 @@ func (c ClassLimits) of(cl Class) uint64 {
 
 // ClassLeakage holds the leakage limits per context class.
 type ClassLeakage struct {
-	Link, Contact, Group Leakage
+	Link, Contact, Group core.Leakage
 }
 
-func (c ClassLeakage) of(cl Class) Leakage {
+func (c ClassLeakage) of(cl core.Class) core.Leakage {
 	switch cl {
-	case ClassLink:
+	case core.ClassLink:
 		return c.Link
-	case ClassContact:
+	case core.ClassContact:
 		return c.Contact
-	case ClassGroup:
+	case core.ClassGroup:
 		return c.Group
 	}
-	return Leakage{}
+	return core.Leakage{}
 }
 
 // Override is one more policy term. A zero Context or Peer matches every
@@ -112,7 +79,7 @@ func (o Override) matches(k Key) bool {
 // LeakageOverride lowers the leakage limits of one context.
 type LeakageOverride struct {
 	Context core.ContextID
-	Limits  Leakage
+	Limits  core.Leakage
 }
 
 // Policy computes limits. Every term is combined by meet (min):
@@ -140,16 +107,16 @@ func DefaultPolicy() Policy {
 	return Policy{
 		Flow: ClassLimits{Link: DefaultLinkLimit, Contact: DefaultContactLimit, Group: DefaultGroupLimit},
 		Leakage: ClassLeakage{
-			Link:    Leakage{DefaultLinkLeakage, DefaultLinkLeakage, DefaultLinkLeakage},
-			Contact: Leakage{DefaultContactLeakage, DefaultContactLeakage, DefaultContactLeakage},
-			Group:   Leakage{DefaultGroupLeakage, DefaultGroupLeakage, DefaultGroupLeakage},
+			Link:    core.Leakage{DefaultLinkLeakage, DefaultLinkLeakage, DefaultLinkLeakage},
+			Contact: core.Leakage{DefaultContactLeakage, DefaultContactLeakage, DefaultContactLeakage},
+			Group:   core.Leakage{DefaultGroupLeakage, DefaultGroupLeakage, DefaultGroupLeakage},
 		},
 	}
 }
 
 // Limit is the flow limit per budget period of k, a context of class c. An
 // unknown class gets 0, which denies.
-func (p Policy) Limit(k Key, c Class) uint64 {
+func (p Policy) Limit(k Key, c core.Class) uint64 {
 	l := p.Flow.of(c)
 	for _, o := range p.Overrides {
 		if o.matches(k) {
@@ -161,7 +128,7 @@ func (p Policy) Limit(k Key, c Class) uint64 {
 
 // LeakageLimit is the leakage limit per epoch of a context of class c, per
 // observer class.
-func (p Policy) LeakageLimit(ctx core.ContextID, c Class) Leakage {
+func (p Policy) LeakageLimit(ctx core.ContextID, c core.Class) core.Leakage {
 	l := p.Leakage.of(c)
 	for _, o := range p.LeakageOverrides {
 		if o.Context == ctx {

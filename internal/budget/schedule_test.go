@@ -46,14 +46,14 @@ func TestPeriodChangesAcrossRestartsKeepReceiptsFlowing(t *testing.T) {
 			if r.Epoch != wall || r.Period != aPeriod {
 				t.Fatalf("%s: a's receipt in epoch %d period %d; wall %d, period %d", phase, r.Epoch, r.Period, wall, aPeriod)
 			}
-			if err := b.l.Accept(ctx, r, ClassContact); err != nil {
+			if err := b.l.Accept(ctx, r, core.ClassContact); err != nil {
 				t.Fatalf("%s: b refuses a: %v", phase, err)
 			}
 			r = b.charge(ba, 1)
 			if r.Epoch != wall || r.Period != 12 {
 				t.Fatalf("%s: b's receipt in epoch %d period %d", phase, r.Epoch, r.Period)
 			}
-			if err := a.l.Accept(ctx, r, ClassContact); err != nil {
+			if err := a.l.Accept(ctx, r, core.ClassContact); err != nil {
 				t.Fatalf("%s: a refuses b: %v", phase, err)
 			}
 		}
@@ -137,13 +137,13 @@ func TestShorterSenderPeriodIsReportedAsScheduleMismatch(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := long.l.Accept(ctx, short.charge(toLong, 10), ClassContact); err != nil {
+	if err := long.l.Accept(ctx, short.charge(toLong, 10), core.ClassContact); err != nil {
 		t.Fatal(err)
 	}
 	clock.Advance(EpochLength)
 	r := short.charge(toLong, 10) // a new period for short, not for long
 	before := long.dump()
-	err := long.l.Accept(ctx, r, ClassContact)
+	err := long.l.Accept(ctx, r, core.ClassContact)
 	if !errors.Is(err, ErrEpochSchedule) || Reason(err) != "epoch_schedule_mismatch" {
 		t.Fatalf("shorter period over the limit: %v (%s)", err, Reason(err))
 	}
@@ -154,12 +154,12 @@ func TestShorterSenderPeriodIsReportedAsScheduleMismatch(t *testing.T) {
 	if err := long.l.SetLimit(ctx, toShort, 20); err != nil {
 		t.Fatal(err)
 	}
-	err = short.l.Accept(ctx, long.charge(toShort, 15), ClassContact)
+	err = short.l.Accept(ctx, long.charge(toShort, 15), core.ClassContact)
 	if !errors.Is(err, ErrOverLimit) || Reason(err) != "over_limit" {
 		t.Fatalf("longer period over the limit: %v (%s)", err, Reason(err))
 	}
 	// Within the limit, differing periods are no obstacle.
-	if err := short.l.Accept(ctx, long.charge(toShort, 5), ClassContact); err != nil {
+	if err := short.l.Accept(ctx, long.charge(toShort, 5), core.ClassContact); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -171,7 +171,7 @@ func TestLegacyReceiptIsAScheduleMismatch(t *testing.T) {
 	a, b, _ := pair(t)
 	before := b.dump()
 	r := legacyReceipt(t, a.signer, b.id(), 1000, 1, core.Hash{})
-	err := b.l.Accept(context.Background(), r, ClassContact)
+	err := b.l.Accept(context.Background(), r, core.ClassContact)
 	if !errors.Is(err, ErrEpochSchedule) || !errors.Is(err, core.ErrFailedPrecondition) || Reason(err) != "epoch_schedule_mismatch" {
 		t.Fatalf("legacy receipt: %v", err)
 	}
@@ -220,11 +220,11 @@ func TestMigrateLayout1(t *testing.T) {
 	h3 := chain[2].Hash()
 	a.writeLayout(1, func(bs *buckets) error {
 		kvs := []kv{
-			{bs.send, keyBytes(ab), encodeSendRecordV1(sendRecordV1{class: ClassContact, epoch: 100, spent: 9, nonce: 3, head: h3})},
+			{bs.send, keyBytes(ab), encodeSendRecordV1(sendRecordV1{class: core.ClassContact, epoch: 100, spent: 9, nonce: 3, head: h3})},
 			// Written after a switch from 1h to 5m: numbered in 5-minute
 			// units although the setting is an hour again.
-			{bs.send, keyBytes(Key{Context: ctxB, Peer: b.id()}), encodeSendRecordV1(sendRecordV1{class: ClassContact, epoch: 1200, spent: 4, nonce: 2, head: core.Hash{4}})},
-			{bs.leak, ctxA[:], leakRecord{class: ClassContact, epoch: 100, consumed: Leakage{3, 0, 0}}.encode()},
+			{bs.send, keyBytes(Key{Context: ctxB, Peer: b.id()}), encodeSendRecordV1(sendRecordV1{class: core.ClassContact, epoch: 1200, spent: 4, nonce: 2, head: core.Hash{4}})},
+			{bs.leak, ctxA[:], leakRecord{class: core.ClassContact, epoch: 100, consumed: core.Leakage{3, 0, 0}}.encode()},
 			{bs.limits, keyBytes(other), encodeLimit(77)},
 		}
 		for _, r := range chain {
@@ -234,8 +234,8 @@ func TestMigrateLayout1(t *testing.T) {
 	})
 	b.writeLayout(1, func(bs *buckets) error {
 		kvs := []kv{
-			{bs.recv, recvKey(ba, 99), recvRecord{class: ClassContact, received: 5, nonce: 1, head: core.Hash{9}}.encode()},
-			{bs.recv, recvKey(ba, 100), recvRecord{class: ClassContact, received: 9, nonce: 3, head: h3}.encode()},
+			{bs.recv, recvKey(ba, 99), recvRecord{class: core.ClassContact, received: 5, nonce: 1, head: core.Hash{9}}.encode()},
+			{bs.recv, recvKey(ba, 100), recvRecord{class: core.ClassContact, received: 9, nonce: 3, head: h3}.encode()},
 		}
 		for _, r := range chain {
 			kvs = append(kvs, kv{bs.receipts, receiptKey(ba, dirReceived, 100, r.Nonce), r.Encode()})
@@ -262,7 +262,7 @@ func TestMigrateLayout1(t *testing.T) {
 	if en := a.get(other); !en.HasOverride || en.Override != 77 {
 		t.Fatalf("limit override lost: %+v", en)
 	}
-	if lk, err := a.l.Leakage(context.Background(), ctxA); err != nil || lk.Consumed != (Leakage{3, 0, 0}) {
+	if lk, err := a.l.Leakage(context.Background(), ctxA); err != nil || lk.Consumed != (core.Leakage{3, 0, 0}) {
 		t.Fatalf("leakage %+v %v", lk, err)
 	}
 	for name, d := range map[string]*device{"a": a, "b": b} {
@@ -281,13 +281,13 @@ func TestMigrateLayout1(t *testing.T) {
 	if r4.Epoch != 1200 || r4.Period != 12 || r4.Nonce != 4 || r4.Prev != h3 {
 		t.Fatalf("first receipt after the migration: %+v", r4)
 	}
-	if err := b.l.Accept(context.Background(), r4, ClassContact); err != nil {
+	if err := b.l.Accept(context.Background(), r4, core.ClassContact); err != nil {
 		t.Fatal(err)
 	}
 	if b.l.Gaps() != 0 || b.get(ba).Received != 12 {
 		t.Fatalf("gaps %d, received %d", b.l.Gaps(), b.get(ba).Received)
 	}
-	if err := b.l.Accept(context.Background(), chain[2], ClassContact); !errors.Is(err, ErrEpochSchedule) {
+	if err := b.l.Accept(context.Background(), chain[2], core.ClassContact); !errors.Is(err, ErrEpochSchedule) {
 		t.Fatalf("old receipt after the migration: %v", err)
 	}
 

@@ -4,18 +4,6 @@ import (
 	"fmt"
 
 	"github.com/aura-p2p/aura/internal/core"
-	"github.com/aura-p2p/aura/internal/transport"
-)
-
-// Class of a context, for default limits: the transport's classification,
-// which its authorizer decides.
-type Class = transport.Class
-
-// The three classes.
-const (
-	ClassLink    = transport.ClassLink
-	ClassContact = transport.ClassContact
-	ClassGroup   = transport.ClassGroup
 )
 
 // Key names one flow budget: what this device may send Peer in Context (and,

@@ -196,7 +196,7 @@ func TestPolicyMeetNeverWidens(t *testing.T) {
 		q.Overrides = append(append([]Override(nil), p.Overrides...), extra)
 		for range 10 {
 			k := genKey.Draw(t, "probe")
-			c := Class(rapid.IntRange(0, 4).Draw(t, "class"))
+			c := core.Class(rapid.IntRange(0, 4).Draw(t, "class"))
 			before, after := p.Limit(k, c), q.Limit(k, c)
 			if after > before {
 				t.Fatalf("adding %+v widened %v/%v: %d -> %d", extra, k, c, before, after)
@@ -212,9 +212,9 @@ func TestPolicyMeetNeverWidens(t *testing.T) {
 			}
 		}
 		ctx := core.ContextID{rapid.ByteRange(0, 2).Draw(t, "lctx")}
-		lo := LeakageOverride{Context: ctx, Limits: Leakage{rapid.Uint64().Draw(t, "l0"), rapid.Uint64().Draw(t, "l1"), rapid.Uint64().Draw(t, "l2")}}
+		lo := LeakageOverride{Context: ctx, Limits: core.Leakage{rapid.Uint64().Draw(t, "l0"), rapid.Uint64().Draw(t, "l1"), rapid.Uint64().Draw(t, "l2")}}
 		q.LeakageOverrides = append(q.LeakageOverrides, lo)
-		for c := ClassLink; c <= ClassGroup; c++ {
+		for c := core.ClassLink; c <= core.ClassGroup; c++ {
 			b, a := p.LeakageLimit(ctx, c), q.LeakageLimit(ctx, c)
 			for i := range a {
 				if a[i] > b[i] || a[i] > lo.Limits[i] {
@@ -227,8 +227,8 @@ func TestPolicyMeetNeverWidens(t *testing.T) {
 
 func TestZeroPolicyDenies(t *testing.T) {
 	var p Policy
-	for c := ClassLink; c <= ClassGroup; c++ {
-		if p.Limit(Key{}, c) != 0 || p.LeakageLimit(core.ContextID{}, c) != (Leakage{}) {
+	for c := core.ClassLink; c <= core.ClassGroup; c++ {
+		if p.Limit(Key{}, c) != 0 || p.LeakageLimit(core.ContextID{}, c) != (core.Leakage{}) {
 			t.Fatalf("zero policy grants something for %v", c)
 		}
 	}

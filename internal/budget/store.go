@@ -53,7 +53,7 @@ const (
 // its latest epoch and the spend of that epoch's budget period. nonce 0
 // means no receipt this epoch.
 type sendRecord struct {
-	class Class
+	class core.Class
 	// epoch of the chain; the spend is that of its period.
 	epoch core.Epoch
 	// period is the budget period in epochs that spent covers: the one of
@@ -86,7 +86,7 @@ func decodeSendRecord(b []byte) (sendRecord, error) {
 	if len(b) != sendRecordLen || b[0] != sendVersion {
 		return s, fmt.Errorf("send record of %d bytes: %w", len(b), ErrCorrupt)
 	}
-	s.class = Class(b[1])
+	s.class = core.Class(b[1])
 	s.epoch = core.Epoch(binary.BigEndian.Uint64(b[2:]))
 	s.period = binary.BigEndian.Uint32(b[10:])
 	s.spent = binary.BigEndian.Uint64(b[14:])
@@ -133,7 +133,7 @@ func (s sendRecord) at(e core.Epoch, k uint32) sendRecord {
 
 // checkChain: a chain with no receipt has no head and no cost; one with
 // receipts has a head.
-func checkChain(c Class, nonce, cost uint64, head core.Hash) error {
+func checkChain(c core.Class, nonce, cost uint64, head core.Hash) error {
 	switch {
 	case !c.Valid():
 		return fmt.Errorf("class %d: %w", c, ErrCorrupt)
@@ -147,7 +147,7 @@ func checkChain(c Class, nonce, cost uint64, head core.Hash) error {
 
 // recvRecord is the receiver side of one (context, src, epoch) chain.
 type recvRecord struct {
-	class    Class
+	class    core.Class
 	received uint64
 	nonce    uint64
 	head     core.Hash
@@ -169,7 +169,7 @@ func decodeRecvRecord(b []byte) (recvRecord, error) {
 	if len(b) != recvRecordLen || b[0] != recordVersion {
 		return r, fmt.Errorf("receive record of %d bytes: %w", len(b), ErrCorrupt)
 	}
-	r.class = Class(b[1])
+	r.class = core.Class(b[1])
 	r.received = binary.BigEndian.Uint64(b[2:])
 	r.nonce = binary.BigEndian.Uint64(b[10:])
 	copy(r.head[:], b[18:])
@@ -181,9 +181,9 @@ func decodeRecvRecord(b []byte) (recvRecord, error) {
 
 // leakRecord is the leakage consumed in one context in its latest epoch.
 type leakRecord struct {
-	class    Class
+	class    core.Class
 	epoch    core.Epoch
-	consumed Leakage
+	consumed core.Leakage
 }
 
 const leakRecordLen = 1 + 1 + 8 + 3*8
@@ -204,7 +204,7 @@ func decodeLeakRecord(b []byte) (leakRecord, error) {
 	if len(b) != leakRecordLen || b[0] != recordVersion {
 		return r, fmt.Errorf("leakage record of %d bytes: %w", len(b), ErrCorrupt)
 	}
-	r.class = Class(b[1])
+	r.class = core.Class(b[1])
 	if !r.class.Valid() {
 		return leakRecord{}, fmt.Errorf("leakage record class %d: %w", b[1], ErrCorrupt)
 	}

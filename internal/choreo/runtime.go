@@ -55,7 +55,7 @@ type Journal interface {
 
 // Allower registers message types with the capability step.
 type Allower interface {
-	Allow(msgType string, classes ...transport.Class)
+	Allow(msgType string, classes ...core.Class)
 }
 
 // Info is what a handler learns about the session it serves. Roles is
@@ -213,7 +213,7 @@ func New(ctx context.Context, o Options) (*Runtime, error) {
 	}
 	if o.Authorizer != nil {
 		for _, t := range MessageTypes() {
-			o.Authorizer.Allow(t, transport.ClassLink, transport.ClassContact, transport.ClassGroup)
+			o.Authorizer.Allow(t, core.ClassLink, core.ClassContact, core.ClassGroup)
 		}
 	}
 	o.Transport.Handle(ProtocolSession, rt.receive)
@@ -513,7 +513,7 @@ func (s *session) contextFor(peer core.DeviceID) core.ContextID {
 	if s.hdr.Context != (core.ContextID{}) {
 		return s.hdr.Context
 	}
-	return transport.LinkContext(s.rt.self, peer)
+	return core.LinkContext(s.rt.self, peer)
 }
 
 // inbound is a received frame waiting for its session.
@@ -1027,7 +1027,7 @@ func (rt *Runtime) tombLocked(id SessionID) {
 // every participant.
 func (rt *Runtime) join(in transport.Incoming, f *frame) {
 	back := frame{Session: f.Session, From: f.To, To: f.From}
-	linkTo := func(d core.DeviceID) core.ContextID { return transport.LinkContext(rt.self, d) }
+	linkTo := func(d core.DeviceID) core.ContextID { return core.LinkContext(rt.self, d) }
 	if f.Header == nil {
 		back.Code, back.Detail = AbortUnknownSession, "no such session here"
 		rt.replyAbort([]core.DeviceID{in.From}, func(core.DeviceID) core.ContextID { return in.Context }, back)

@@ -56,7 +56,7 @@ func benchOverhead(b *testing.B, sync bool) {
 	all := make(chan struct{}, 1)
 	var want int64
 	for _, n := range []*rnode{src, dst} {
-		n.authz.Allow("bench", transport.ClassLink)
+		n.authz.Allow("bench", core.ClassLink)
 	}
 	src.tr.Handle(protoBench, func(context.Context, transport.Incoming) {})
 	dst.tr.Handle(protoBench, func(context.Context, transport.Incoming) {
@@ -72,7 +72,7 @@ func benchOverhead(b *testing.B, sync bool) {
 	want = int64(n)
 	t0 := time.Now()
 	for range n {
-		if err := src.tr.Send(ctx, transport.Message{Protocol: protoBench, Context: transport.LinkContext(src.dev, dst.dev), To: dst.dev, Type: "bench", Cost: 1, Payload: payload}); err != nil {
+		if err := src.tr.Send(ctx, transport.Message{Protocol: protoBench, Context: core.LinkContext(src.dev, dst.dev), To: dst.dev, Type: "bench", Cost: 1, Payload: payload}); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -393,7 +393,7 @@ func TestUnexpectedMessageAbortsEverywhere(t *testing.T) {
 	// B (a participant) sends A a message as itself that A does not expect.
 	raw := choreo.EncodeTestMsg(s.ID, "Bogus", "B", "A", nil)
 	if err := b.tr.Send(context.Background(), transport.Message{
-		Protocol: choreo.ProtocolSession, Context: transport.LinkContext(b.dev, a.dev), To: a.dev, Type: choreo.TypeMsg, Cost: 1, Payload: raw,
+		Protocol: choreo.ProtocolSession, Context: core.LinkContext(b.dev, a.dev), To: a.dev, Type: choreo.TypeMsg, Cost: 1, Payload: raw,
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -429,7 +429,7 @@ func TestMessageFromWrongDeviceAborts(t *testing.T) {
 	// B forges C's Resp.
 	raw := choreo.EncodeTestMsg(s.ID, "Resp", "C", "A", nil)
 	if err := b.tr.Send(context.Background(), transport.Message{
-		Protocol: choreo.ProtocolSession, Context: transport.LinkContext(b.dev, a.dev), To: a.dev, Type: choreo.TypeMsg, Cost: 1, Payload: raw,
+		Protocol: choreo.ProtocolSession, Context: core.LinkContext(b.dev, a.dev), To: a.dev, Type: choreo.TypeMsg, Cost: 1, Payload: raw,
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -566,7 +566,7 @@ func TestBudgetRefusalAbortsWithoutHalfCommittedFacts(t *testing.T) {
 	if len(fs) != 1 || fs[0].Fact != "fwd1" {
 		t.Fatalf("B's facts: %+v", fs)
 	}
-	e, err := b.l.Get(context.Background(), budget.Key{Context: transport.LinkContext(b.dev, c.dev), Peer: c.dev})
+	e, err := b.l.Get(context.Background(), budget.Key{Context: core.LinkContext(b.dev, c.dev), Peer: c.dev})
 	if err != nil || e.State.Spent != 1 {
 		t.Fatalf("B's charge to C: %+v %v", e, err)
 	}
@@ -578,7 +578,7 @@ func TestGuardDenial(t *testing.T) {
 	cfg := defaultConfig(t)
 	cfg.noAllow = true
 	a, b, c := trio(t, cfg)
-	a.authz.Allow(choreo.TypeAbort, transport.ClassLink)
+	a.authz.Allow(choreo.TypeAbort, core.ClassLink)
 	s, err := a.rt.Run(context.Background(), "Relay", abc(a, b, c), choreo.StartOptions{})
 	if !errors.Is(err, choreo.ErrSessionAborted) {
 		t.Fatalf("run: %v", err)

@@ -15,6 +15,7 @@ const (
 	TagFact             Tag = "aura/fact/v1"
 	TagAuthorityGenesis Tag = "aura/authority/genesis/v1"
 	TagContextGenesis   Tag = "aura/context/genesis/v1"
+	TagLink             Tag = "aura/link/v1" // LinkContext
 )
 
 // Hash is a 32-byte SHA-256 digest.

@@ -31,32 +31,32 @@ type MemberAuthorizer struct {
 	members Members
 
 	mu    sync.RWMutex
-	types map[string][]Class
+	types map[string][]core.Class
 }
 
 // NewMemberAuthorizer returns an authorizer with no message type allowed yet.
 func NewMemberAuthorizer(self core.DeviceID, m Members) *MemberAuthorizer {
-	return &MemberAuthorizer{self: self, members: m, types: map[string][]Class{}}
+	return &MemberAuthorizer{self: self, members: m, types: map[string][]core.Class{}}
 }
 
 // Allow lets messages of type t travel in contexts of the given classes.
-func (a *MemberAuthorizer) Allow(t string, classes ...Class) {
+func (a *MemberAuthorizer) Allow(t string, classes ...core.Class) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.types[t] = append(a.types[t], classes...)
 }
 
 // Authorize implements Authorizer for outgoing messages.
-func (a *MemberAuthorizer) Authorize(ctx context.Context, c core.ContextID, dst core.DeviceID, t, _ string) (Class, error) {
+func (a *MemberAuthorizer) Authorize(ctx context.Context, c core.ContextID, dst core.DeviceID, t, _ string) (core.Class, error) {
 	return a.check(ctx, c, dst, t)
 }
 
 // AuthorizeIncoming implements Authorizer for received messages.
-func (a *MemberAuthorizer) AuthorizeIncoming(ctx context.Context, c core.ContextID, src core.DeviceID, t string) (Class, error) {
+func (a *MemberAuthorizer) AuthorizeIncoming(ctx context.Context, c core.ContextID, src core.DeviceID, t string) (core.Class, error) {
 	return a.check(ctx, c, src, t)
 }
 
-func (a *MemberAuthorizer) check(ctx context.Context, c core.ContextID, peer core.DeviceID, t string) (Class, error) {
+func (a *MemberAuthorizer) check(ctx context.Context, c core.ContextID, peer core.DeviceID, t string) (core.Class, error) {
 	class, err := a.classOf(ctx, c, peer)
 	if err != nil {
 		return 0, err
@@ -70,9 +70,9 @@ func (a *MemberAuthorizer) check(ctx context.Context, c core.ContextID, peer cor
 	return class, nil
 }
 
-func (a *MemberAuthorizer) classOf(ctx context.Context, c core.ContextID, peer core.DeviceID) (Class, error) {
-	if c == LinkContext(a.self, peer) {
-		return ClassLink, nil
+func (a *MemberAuthorizer) classOf(ctx context.Context, c core.ContextID, peer core.DeviceID) (core.Class, error) {
+	if c == core.LinkContext(a.self, peer) {
+		return core.ClassLink, nil
 	}
 	ms, err := a.members.Members(ctx, core.ContextNamespace(c))
 	if err != nil {
@@ -82,7 +82,7 @@ func (a *MemberAuthorizer) classOf(ctx context.Context, c core.ContextID, peer c
 		return 0, fmt.Errorf("%s in context %s: %w", peer, c, ErrNotMember)
 	}
 	if len(ms) > 2 {
-		return ClassGroup, nil
+		return core.ClassGroup, nil
 	}
-	return ClassContact, nil
+	return core.ClassContact, nil
 }

@@ -74,13 +74,6 @@ func TestFramesRefuseOversize(t *testing.T) {
 	}
 }
 
-func TestLinkContextIsSymmetric(t *testing.T) {
-	a, b := core.DeviceID{1}, core.DeviceID{2}
-	if LinkContext(a, b) != LinkContext(b, a) || LinkContext(a, b) == LinkContext(a, core.DeviceID{3}) {
-		t.Fatal("link context not symmetric or not distinct")
-	}
-}
-
 func TestMisbehaviourBacksOffAndGrows(t *testing.T) {
 	clock := core.NewManualClock(time.Unix(0, 0))
 	m := newMisbehaviour(clock, 3, time.Second)

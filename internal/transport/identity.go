@@ -36,15 +36,3 @@ func DeviceIDOf(p peer.ID) (core.DeviceID, error) {
 	}
 	return core.DeviceIDFromKey(ed25519.PublicKey(raw))
 }
-
-// ParseDevice accepts a device as a 64-hex device id or a libp2p peer id.
-func ParseDevice(s string) (core.DeviceID, error) {
-	if d, err := core.ParseDeviceID(s); err == nil {
-		return d, nil
-	}
-	p, err := peer.Decode(s)
-	if err != nil {
-		return core.DeviceID{}, fmt.Errorf("%q is neither a device id nor a peer id: %w", s, core.ErrInvalidArgument)
-	}
-	return DeviceIDOf(p)
-}

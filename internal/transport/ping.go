@@ -24,7 +24,7 @@ const (
 )
 
 // pingLeakage: a ping reveals to an outside observer that two devices talk.
-var pingLeakage = Leakage{1, 0, 0}
+var pingLeakage = core.Leakage{1, 0, 0}
 
 // Pinger answers pings and sends them.
 type Pinger struct {
@@ -39,8 +39,8 @@ type Pinger struct {
 // NewPinger registers the ping protocol on t; authz must allow its types.
 func NewPinger(t *Transport, authz *MemberAuthorizer) *Pinger {
 	p := &Pinger{t: t, clock: t.clock, waiting: map[uint64]chan struct{}{}}
-	authz.Allow(TypePing, ClassLink, ClassContact, ClassGroup)
-	authz.Allow(TypePong, ClassLink, ClassContact, ClassGroup)
+	authz.Allow(TypePing, core.ClassLink, core.ClassContact, core.ClassGroup)
+	authz.Allow(TypePong, core.ClassLink, core.ClassContact, core.ClassGroup)
 	t.Handle(ProtocolPing, p.handle)
 	return p
 }
@@ -84,7 +84,7 @@ type PingResult struct {
 // Ping sends one ping to d in context c (the link context when nil) and waits
 // for the pong.
 func (p *Pinger) Ping(ctx context.Context, d core.DeviceID, c *core.ContextID) (PingResult, error) {
-	cid := LinkContext(p.t.self, d)
+	cid := core.LinkContext(p.t.self, d)
 	if c != nil {
 		cid = *c
 	}

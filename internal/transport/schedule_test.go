@@ -51,7 +51,7 @@ func TestPingsSurviveBudgetPeriodChanges(t *testing.T) {
 		if e := a.l.Epochs().Current(); e+1 < wall || e > wall+1 {
 			t.Fatalf("start %d (%s): epoch %d, the wall clock's %d", i, period, e, wall)
 		}
-		en, err := a.l.Get(ctx, budget.Key{Context: transport.LinkContext(a.dev, b.dev), Peer: b.dev})
+		en, err := a.l.Get(ctx, budget.Key{Context: core.LinkContext(a.dev, b.dev), Peer: b.dev})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -87,7 +87,7 @@ func TestLegacyReceiptIsCountedAsScheduleMismatch(t *testing.T) {
 
 	// What the previous version sends: a signed version 1 receipt of an
 	// hour-long epoch, in an envelope that agrees with it.
-	r := budget.Receipt{Context: transport.LinkContext(oldDev, victim.dev), Src: oldDev, Dst: victim.dev, Epoch: core.Epoch(time.Now().Unix() / 3600), Cost: 1, Nonce: 1}
+	r := budget.Receipt{Context: core.LinkContext(oldDev, victim.dev), Src: oldDev, Dst: victim.dev, Epoch: core.Epoch(time.Now().Unix() / 3600), Cost: 1, Nonce: 1}
 	h := r.Hash()
 	r.Sig = ed25519.Sign(oldKey, append(append([]byte("aura/receipt/sig/v1"), 0), h[:]...))
 	if err := r.Verify(); err != nil {

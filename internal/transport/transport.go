@@ -21,54 +21,22 @@ import (
 	"github.com/aura-p2p/aura/internal/journal"
 )
 
-// Class says what kind of context a message travels in; budgets and
-// leakage limits default per class.
-type Class uint8
-
-const (
-	// ClassLink is the pairwise context of two devices (LinkContext).
-	ClassLink Class = iota + 1
-	// ClassContact is a context of two parties.
-	ClassContact
-	// ClassGroup is a context of more than two parties.
-	ClassGroup
-)
-
-// Valid reports whether c is one of the three classes.
-func (c Class) Valid() bool { return c >= ClassLink && c <= ClassGroup }
-
-func (c Class) String() string {
-	switch c {
-	case ClassLink:
-		return "link"
-	case ClassContact:
-		return "contact"
-	case ClassGroup:
-		return "group"
-	}
-	return fmt.Sprintf("class(%d)", c)
-}
-
-// Leakage is a message's metadata-leakage cost per observer class:
-// external, neighbor, in-group.
-type Leakage [3]uint64
-
 // Authorizer is the capability step: may this device send a message of this
 // type, needing this capability ("" for none), to dst in this context? It
 // returns the context's class.
 type Authorizer interface {
-	Authorize(ctx context.Context, c core.ContextID, dst core.DeviceID, msgType, capability string) (Class, error)
+	Authorize(ctx context.Context, c core.ContextID, dst core.DeviceID, msgType, capability string) (core.Class, error)
 	// AuthorizeIncoming checks a message received from src.
-	AuthorizeIncoming(ctx context.Context, c core.ContextID, src core.DeviceID, msgType string) (Class, error)
+	AuthorizeIncoming(ctx context.Context, c core.ContextID, src core.DeviceID, msgType string) (core.Class, error)
 }
 
 // Charge is what the guard chain asks the budget ledger to charge and commit.
 type Charge struct {
 	Context core.ContextID
 	Peer    core.DeviceID
-	Class   Class
+	Class   core.Class
 	Cost    uint64
-	Leakage Leakage
+	Leakage core.Leakage
 	// Facts commit atomically with the charge (journal coupling).
 	Facts []*journal.SignedFact
 }
@@ -85,7 +53,7 @@ type Receipt struct {
 // a denial leaves no trace.
 type Charger interface {
 	Charge(ctx context.Context, c Charge) (Receipt, error)
-	Accept(ctx context.Context, e *Envelope, c Class) error
+	Accept(ctx context.Context, e *Envelope, c core.Class) error
 	// ChainStart is the last nonce of a send chain that was durable before
 	// this process started charging it (0 if none): the transport waits for
 	// no frame at or below it.
@@ -101,7 +69,7 @@ type Message struct {
 	// Capability the sender must hold in the context ("" for none).
 	Capability string
 	Cost       uint64
-	Leakage    Leakage
+	Leakage    core.Leakage
 	Facts      []*journal.SignedFact
 	Payload    []byte
 }
@@ -111,7 +79,7 @@ type Incoming struct {
 	Protocol protocol.ID
 	Context  core.ContextID
 	From     core.DeviceID
-	Class    Class
+	Class    core.Class
 	Epoch    core.Epoch
 	Type     string
 	Payload  []byte

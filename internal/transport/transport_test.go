@@ -84,7 +84,7 @@ func openTNodePeriod(t testing.TB, path string, key ed25519.PrivateKey, policy b
 		t.Fatal(err)
 	}
 	n := &tnode{j: j, l: l, tr: tr, authz: authz, dev: signer.DeviceID(), seen: make(chan struct{}, 1<<16)}
-	authz.Allow("msg", transport.ClassLink)
+	authz.Allow("msg", core.ClassLink)
 	tr.Handle(protoTest, func(_ context.Context, m transport.Incoming) {
 		n.mu.Lock()
 		n.got = append(n.got, m)
@@ -124,7 +124,7 @@ func linkPolicy(limit uint64) budget.Policy {
 }
 
 func (n *tnode) send(ctx context.Context, to core.DeviceID, typ string, payload []byte) error {
-	return n.tr.Send(ctx, transport.Message{Protocol: protoTest, Context: transport.LinkContext(n.dev, to), To: to, Type: typ, Cost: 1, Payload: payload})
+	return n.tr.Send(ctx, transport.Message{Protocol: protoTest, Context: core.LinkContext(n.dev, to), To: to, Type: typ, Cost: 1, Payload: payload})
 }
 
 // The guard chain is the only way out: under concurrency, budget denials and
@@ -168,7 +168,7 @@ func TestNoFrameWithoutACharge(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	e, err := a.l.Get(ctx, budget.Key{Context: transport.LinkContext(a.dev, b.dev), Peer: b.dev})
+	e, err := a.l.Get(ctx, budget.Key{Context: core.LinkContext(a.dev, b.dev), Peer: b.dev})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -240,7 +240,7 @@ func TestFloodingPeerIsCutOffWhileHonestPeerIsServed(t *testing.T) {
 				if i%2 == 0 {
 					frame = []byte("garbage garbage garbage")
 				} else {
-					env := transport.Envelope{Context: transport.LinkContext(flooderDev, victim.dev), Src: flooderDev, Dst: victim.dev, Epoch: 1, Seq: uint64(i), Cost: 1, Protocol: string(protoTest), Type: "msg", Receipt: make([]byte, 40), Payload: []byte("x")}
+					env := transport.Envelope{Context: core.LinkContext(flooderDev, victim.dev), Src: flooderDev, Dst: victim.dev, Epoch: 1, Seq: uint64(i), Cost: 1, Protocol: string(protoTest), Type: "msg", Receipt: make([]byte, 40), Payload: []byte("x")}
 					frame = env.Encode()
 				}
 				var hdr [10]byte

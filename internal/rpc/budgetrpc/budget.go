@@ -11,7 +11,6 @@ import (
 	"github.com/aura-p2p/aura/internal/budget"
 	"github.com/aura-p2p/aura/internal/core"
 	"github.com/aura-p2p/aura/internal/rpc"
-	"github.com/aura-p2p/aura/internal/transport"
 )
 
 // Ledger is what the service reads and sets.
@@ -49,14 +48,14 @@ func Permissions() rpc.Permissions {
 
 // key parses (context, peer); an empty context is the pairwise link context.
 func (s *Service) key(ctxID, peer string) (budget.Key, error) {
-	d, err := transport.ParseDevice(peer)
+	d, err := core.ParseDevice(peer)
 	if err != nil {
 		return budget.Key{}, err
 	}
 	if d == s.self {
 		return budget.Key{}, fmt.Errorf("that is this device: %w", core.ErrInvalidArgument)
 	}
-	k := budget.Key{Context: transport.LinkContext(s.self, d), Peer: d}
+	k := budget.Key{Context: core.LinkContext(s.self, d), Peer: d}
 	if ctxID != "" {
 		if k.Context, err = core.ParseContextRef(ctxID); err != nil {
 			return budget.Key{}, err
@@ -138,8 +137,8 @@ func (s *Service) GetLeakage(ctx context.Context, req *budgetv1.GetLeakageReques
 	}
 	return &budgetv1.GetLeakageResponse{Leakage: &budgetv1.Leakage{
 		Context: "context/" + e.Context.String(), Epoch: uint64(e.Epoch),
-		External: e.Consumed[budget.External], Neighbor: e.Consumed[budget.Neighbor], InGroup: e.Consumed[budget.InGroup],
-		ExternalLimit: e.Limits[budget.External], NeighborLimit: e.Limits[budget.Neighbor], InGroupLimit: e.Limits[budget.InGroup],
+		External: e.Consumed[core.ObserverExternal], Neighbor: e.Consumed[core.ObserverNeighbor], InGroup: e.Consumed[core.ObserverInGroup],
+		ExternalLimit: e.Limits[core.ObserverExternal], NeighborLimit: e.Limits[core.ObserverNeighbor], InGroupLimit: e.Limits[core.ObserverInGroup],
 	}}, nil
 }
 

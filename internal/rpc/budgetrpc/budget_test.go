@@ -12,7 +12,6 @@ import (
 	"github.com/aura-p2p/aura/internal/budget"
 	"github.com/aura-p2p/aura/internal/core"
 	"github.com/aura-p2p/aura/internal/rpc"
-	"github.com/aura-p2p/aura/internal/transport"
 )
 
 // fakeLedger records the keys that reach it and fails every call with err.
@@ -155,7 +154,7 @@ func TestKeysAndDefaults(t *testing.T) {
 	if _, err := s.ListReceipts(ctx, &budgetv1.ListReceiptsRequest{Peer: peer.String(), Context: "context/" + named.String()}); err != nil {
 		t.Fatal(err)
 	}
-	link := budget.Key{Context: transport.LinkContext(self, peer), Peer: peer}
+	link := budget.Key{Context: core.LinkContext(self, peer), Peer: peer}
 	want := []budget.Key{link, link, {Context: named, Peer: peer}}
 	if len(l.keys) != len(want) {
 		t.Fatalf("keys %v, want %v", l.keys, want)

@@ -67,7 +67,7 @@ func target(s string) (core.DeviceID, ma.Multiaddr, error) {
 	if strings.HasPrefix(s, "/") {
 		return transport.ParsePeerAddr(s)
 	}
-	d, err := transport.ParseDevice(s)
+	d, err := core.ParseDevice(s)
 	return d, nil, err
 }
 

@@ -16,7 +16,6 @@ import (
 	"github.com/aura-p2p/aura/internal/core"
 	"github.com/aura-p2p/aura/internal/rpc"
 	"github.com/aura-p2p/aura/internal/rpc/safetext"
-	"github.com/aura-p2p/aura/internal/transport"
 )
 
 // Runtime is what the service needs from the session runtime.
@@ -78,7 +77,7 @@ func (s *Service) StartSession(ctx context.Context, req *sessionv1.StartSessionR
 		d := s.self
 		if r.GetDeviceId() != "self" {
 			var err error
-			if d, err = transport.ParseDevice(r.GetDeviceId()); err != nil {
+			if d, err = core.ParseDevice(r.GetDeviceId()); err != nil {
 				return nil, fmt.Errorf("role %s: %w", rpc.QuoteInput(r.GetRole()), err)
 			}
 		}
