@@ -54,7 +54,7 @@ func (f *fakeNode) GetStatus(ctx context.Context, _ *nodev1.GetStatusRequest) (*
 		Uptime:      durationpb.New(90*time.Minute + 1500*time.Millisecond),
 		DataDir:     "/var/lib/aurad",
 		Socket:      "/run/aurad/aurad.sock",
-		Journal:     &nodev1.JournalStats{FactCount: 42, NamespaceCount: 2, LastSeq: 42},
+		Journal:     &nodev1.JournalStats{FactCount: 42, NamespaceCount: 2, LastSeq: 42, Orphans: 3, OrphanBytes: 900, OrphansEvicted: 7},
 		PeerId:      "12D3KooWtest",
 	}, nil
 }
@@ -243,7 +243,7 @@ func TestStatus(t *testing.T) {
 	if got["device_id"] != strings.Repeat("d", 64) || got["authority_id"] != strings.Repeat("a", 64) {
 		t.Errorf("ids: %v", got)
 	}
-	if j := got["journal"].(map[string]any); j["fact_count"] != "42" { // uint64 is a JSON string in protojson
+	if j := got["journal"].(map[string]any); j["fact_count"] != "42" || j["orphans"] != "3" || j["orphans_evicted"] != "7" { // uint64 is a JSON string in protojson
 		t.Errorf("journal: %v", j)
 	}
 
@@ -254,6 +254,7 @@ func TestStatus(t *testing.T) {
 		"version:       v9.9.9",
 		"uptime:        1h30m2s",
 		"facts:         42",
+		"orphans:       3 (900 bytes, 7 evicted)",
 	} {
 		if !strings.Contains(r.out, want+"\n") {
 			t.Errorf("table lacks %q:\n%s", want, r.out)

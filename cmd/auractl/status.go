@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"strconv"
 	"strings"
@@ -54,6 +55,7 @@ func writeStatus(w io.Writer, s *nodev1.GetStatusResponse) error {
 		{"facts", strconv.FormatUint(j.GetFactCount(), 10)},
 		{"namespaces", strconv.FormatUint(j.GetNamespaceCount(), 10)},
 		{"last seq", strconv.FormatUint(j.GetLastSeq(), 10)},
+		{"orphans", fmt.Sprintf("%d (%d bytes, %d evicted)", j.GetOrphans(), j.GetOrphanBytes(), j.GetOrphansEvicted())},
 		{"peers", strconv.FormatUint(s.GetTransport().GetConnectedPeers(), 10)},
 		{"listen", strings.Join(s.GetListenAddrs(), "\n               ")},
 	})

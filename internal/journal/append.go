@@ -60,6 +60,13 @@ type request struct {
 	facts []*SignedFact
 	ops   []TxOp
 	done  chan result
+	// receive marks a single fact from a peer (Receive): if its namespace or
+	// author is not known yet it goes to the orphan pool, attributed to from.
+	receive bool
+	from    core.DeviceID
+	// retry marks a fact the pool already holds: the pool keeps it if it is
+	// still an orphan.
+	retry bool
 }
 
 type result struct {
@@ -140,8 +147,11 @@ func (j *Journal) Commit(ctx context.Context, t Txn) ([]Committed, error) {
 // the type's own validator.
 func (j *Journal) validate(sf *SignedFact) error {
 	v, ok := j.validators[sf.TypeID]
-	if !ok && strings.HasPrefix(sf.TypeID, "aura.") && sf.TypeID != TypeGenesis && !j.reduced(sf.TypeID) {
+	if !ok && strings.HasPrefix(sf.TypeID, "aura.") && sf.TypeID != TypeGenesis && !j.reduced(sf.TypeID) && !j.membershipType(sf.TypeID) {
 		return fmt.Errorf("type %q: the aura. prefix is reserved and this type is unknown: %w", sf.TypeID, core.ErrInvalidArgument)
+	}
+	if err := j.checkMembershipFact(sf); err != nil {
+		return err
 	}
 	if ok {
 		if err := v(sf); err != nil {
@@ -236,7 +246,18 @@ func (j *Journal) writer() {
 				break fill
 			}
 		}
-		j.commitBatch(batch)
+		j.commitAndRetry(batch)
+	}
+}
+
+// commitAndRetry commits batch and retries the orphans its commit may admit
+// before answering, so that a caller whose fact admits others finds them
+// stored when its append returns.
+func (j *Journal) commitAndRetry(batch []*request) {
+	results, changed := j.commitBatch(batch)
+	j.retryOrphans(changed)
+	for i, r := range batch {
+		r.done <- *results[i]
 	}
 }
 
@@ -257,7 +278,7 @@ func (j *Journal) drainOnClose() {
 		if len(batch) == 0 {
 			return
 		}
-		j.commitBatch(batch)
+		j.commitAndRetry(batch)
 	}
 }
 
@@ -269,10 +290,13 @@ type errPartial struct{ err error }
 func (e errPartial) Error() string { return e.err.Error() }
 func (e errPartial) Unwrap() error { return e.err }
 
-func (j *Journal) commitBatch(batch []*request) {
+// commitBatch commits what it can of batch and returns every request's result
+// and the namespaces whose orphans may now fit.
+func (j *Journal) commitBatch(batch []*request) ([]*result, map[core.Namespace]bool) {
 	results := make([]*result, len(batch))
 	for {
 		var published []StoredFact
+		var changed map[core.Namespace]bool
 		failed := -1
 		err := j.update(func(tx *bolt.Tx) error {
 			st, err := newTxState(tx, j)
@@ -296,7 +320,7 @@ func (j *Journal) commitBatch(batch []*request) {
 				}
 				results[i] = &result{committed: cs}
 			}
-			published = st.published
+			published, changed = st.published, st.changed
 			return st.flush()
 		})
 		if failed >= 0 {
@@ -309,6 +333,7 @@ func (j *Journal) commitBatch(batch []*request) {
 			continue
 		}
 		if err != nil {
+			changed = nil
 			j.log.Warn("journal commit failed", zap.Error(err))
 			if !errors.Is(err, core.ErrDataLoss) {
 				err = fmt.Errorf("%w: %w", err, core.ErrUnavailable)
@@ -324,11 +349,9 @@ func (j *Journal) commitBatch(batch []*request) {
 			// summaries.
 			j.ranges.apply(published)
 			j.hub.publish(published)
+			j.poolOrphans(batch, results)
 		}
-		for i, r := range batch {
-			r.done <- *results[i]
-		}
-		return
+		return results, changed
 	}
 }
 

@@ -13,11 +13,13 @@ var (
 	bucketState      = bucketName("state")
 	bucketRIndex     = bucketName("rindex")
 	bucketExt        = bucketName("ext")
+	bucketMembers    = bucketName("members")
 )
 
 // topLevelBuckets exist in every store of the current schema.
 var topLevelBuckets = []bucketName{
 	bucketMeta, bucketNamespaces, bucketFacts, bucketIDs, bucketLog, bucketState, bucketRIndex, bucketExt,
+	bucketMembers,
 }
 
 var (

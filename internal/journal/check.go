@@ -134,6 +134,9 @@ func checkSchema(tx *bolt.Tx, rep *CheckReport) error {
 		if _, err := decodeNSRecord(v); err != nil {
 			return fmt.Errorf("%w: namespace record %x: %v", ErrDamaged, k, err)
 		}
+		if tx.Bucket(bucketMembers).Bucket(k) == nil {
+			return fmt.Errorf("%w: namespace %x has no members", ErrDamaged, k)
+		}
 		rep.Namespaces++
 		return nil
 	})

@@ -492,3 +492,37 @@ func BenchmarkQuickCheck(b *testing.B) {
 		}
 	}
 }
+
+// A namespace of a few small facts lives in an inline bucket, inside its
+// parent's leaf; salvage must find those facts too.
+func TestSalvageFindsFactsInInlineBuckets(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	from := filepath.Join(dir, "small.db")
+	j, err := Open(ctx, Options{Path: from, NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := seededSigner(1)
+	ns := foundTB(t, j, a, a)
+	want := 1
+	for i := range 2 {
+		if _, _, err := j.AppendLocal(ctx, a, Draft{Namespace: ns, TypeID: "app.note/v1", Payload: []byte{byte(i)}}); err != nil {
+			t.Fatal(err)
+		}
+		want++
+	}
+	j.Close()
+	to, err := Open(ctx, Options{Path: filepath.Join(dir, "salvaged.db"), NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer to.Close()
+	rep, err := Salvage(ctx, from, to, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if int(rep.FactsRecovered) != want || rep.LostCount != 0 {
+		t.Fatalf("salvaged %d of %d facts (lost %d)", rep.FactsRecovered, want, rep.LostCount)
+	}
+}

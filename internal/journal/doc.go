@@ -18,8 +18,12 @@
 //	  last_seq        -> uint64: seq of the last committed fact
 //	  fact_count      -> uint64
 //	namespaces/
-//	  <ns>            -> namespace record (see encodeNamespaceRecord): genesis id,
-//	                     member device ids (sorted), max lamport, fact count
+//	  <ns>            -> namespace record (see encodeNSRecord): genesis id,
+//	                     genesis member device ids (sorted), max lamport, fact count
+//	members/          (schema 2)
+//	  <ns>/
+//	    device(32)    -> lamport(8) ‖ id(32) of the least fact that admitted it
+//	                     (the genesis for founding members)
 //	facts/
 //	  <ns>/           (one bucket per namespace)
 //	    lamport(8) ‖ id(32) -> SignedFact bytes, verbatim
@@ -49,6 +53,18 @@
 // append returns only once durable while many appends share the cost of a
 // commit. Each request in a batch is all-or-nothing: a fact that fails
 // validation changes nothing, and its neighbours in the batch still commit.
+//
+// # Membership
+//
+// Who may write to a namespace is a reduction, not a record: the genesis
+// members plus every device a membership fact of an accepted author adds,
+// kept in members/<ns> by the insert of that fact (membership.go). Each
+// namespace kind has one MembershipSource deciding which facts those are:
+// authority namespaces are fixed by their genesis (until the commitment tree),
+// context namespaces grow by TypeContextParticipants facts. A fact from a peer
+// (Receive) whose namespace or author is not known yet waits in a bounded,
+// in-memory orphan pool (orphans.go) and is retried inside the writer after
+// every commit that founds its namespace or adds members to it.
 //
 // # Ordered ranges
 //

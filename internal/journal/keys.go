@@ -113,7 +113,9 @@ type nsRecord struct {
 	maxLamport uint64
 	factCount  uint64
 	threshold  uint16
-	members    []core.DeviceID // sorted
+	// members are the genesis members, sorted. The current members, which
+	// facts may have added to, are in members/<ns> (membership.go).
+	members []core.DeviceID
 }
 
 const nsRecordVersion = 1
@@ -153,13 +155,4 @@ func decodeNSRecord(b []byte) (*nsRecord, error) {
 		copy(r.members[i][:], b[head+32*i:])
 	}
 	return r, nil
-}
-
-func (r *nsRecord) isMember(d core.DeviceID) bool {
-	for _, m := range r.members {
-		if m == d {
-			return true
-		}
-	}
-	return false
 }

@@ -9,7 +9,7 @@ import (
 )
 
 // SchemaVersion is the layout this binary reads and writes (doc.go).
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 // migration moves a store from version to-1 to version to. Each one gets a test
 // that builds the old layout, migrates and checks the new one.
@@ -22,15 +22,62 @@ type migration struct {
 // migrations in order. Append only; never edit one that has shipped.
 var migrations = []migration{
 	{to: 1, name: "create the fact, index, log, state and extension buckets", apply: migrateCreateV1},
+	{to: 2, name: "membership as a reduction: members/<ns> from the genesis members", apply: migrateMembersV2},
+}
+
+// v1Buckets are the top-level buckets of schema 1, spelled out so that later
+// additions to topLevelBuckets do not change what migration 1 does.
+var v1Buckets = []bucketName{
+	bucketMeta, bucketNamespaces, bucketFacts, bucketIDs, bucketLog, bucketState, bucketRIndex, bucketExt,
 }
 
 func migrateCreateV1(tx *bolt.Tx) error {
-	for _, b := range topLevelBuckets {
+	for _, b := range v1Buckets {
 		if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 			return fmt.Errorf("create bucket %s: %w", b, err)
 		}
 	}
 	return nil
+}
+
+// migrateMembersV2 creates members/ and fills members/<ns> with each
+// namespace's genesis members, admitted by the genesis. Schema 1 knew no fact
+// that changes membership, so that is every namespace's whole membership.
+func migrateMembersV2(tx *bolt.Tx) error {
+	mb, err := tx.CreateBucketIfNotExists(bucketMembers)
+	if err != nil {
+		return fmt.Errorf("create bucket %s: %w", bucketMembers, err)
+	}
+	ids := tx.Bucket(bucketIDs)
+	return tx.Bucket(bucketNamespaces).ForEach(func(k, v []byte) error {
+		ns, err := parseNSKey(k)
+		if err != nil {
+			return err
+		}
+		r, err := decodeNSRecord(v)
+		if err != nil {
+			return err
+		}
+		e := ids.Get(r.genesis[:])
+		if e == nil {
+			return fmt.Errorf("genesis %s of %s is not in the id index: %w", r.genesis, ns, ErrCorrupt)
+		}
+		loc, err := decodeIDEntry(r.genesis, e)
+		if err != nil {
+			return err
+		}
+		b, err := mb.CreateBucketIfNotExists(k)
+		if err != nil {
+			return err
+		}
+		val := factKey(loc.key)
+		for _, m := range r.members {
+			if err := b.Put(m[:], val); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // schemaVersion reads the stored version; 0 for a new, empty file.

@@ -199,21 +199,3 @@ func (j *Journal) listNamespace(q ListQuery) ([]StoredFact, string, error) {
 	})
 	return out, next, err
 }
-
-// Members returns a namespace's member devices, sorted.
-func (j *Journal) Members(ctx context.Context, ns core.Namespace) ([]core.DeviceID, error) {
-	var out []core.DeviceID
-	err := j.view(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketNamespaces).Get(nsKey(ns))
-		if v == nil {
-			return fmt.Errorf("namespace %s: %w", ns, core.ErrNotFound)
-		}
-		r, err := decodeNSRecord(v)
-		if err != nil {
-			return err
-		}
-		out = r.members
-		return nil
-	})
-	return out, err
-}

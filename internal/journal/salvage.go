@@ -3,10 +3,12 @@ package journal
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -78,14 +80,29 @@ func Salvage(ctx context.Context, from string, to *Journal, progress func(done, 
 	// only once its genesis is in.
 	var mu sync.Mutex
 	recovered := map[core.FactID]bool{}
+	// waiting holds facts refused because their author was not a member yet:
+	// pages are read in file order, not in the order membership grew.
+	var waiting []*SignedFact
+	rejectLocked := func(err error) {
+		rep.FactsRejected++
+		if len(rep.RejectedReasons) < maxRejectReason {
+			rep.RejectedReasons = append(rep.RejectedReasons, err.Error())
+		}
+	}
+	reject := func(err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		rejectLocked(err)
+	}
 	admit := func(sf *SignedFact, err error) {
 		mu.Lock()
 		defer mu.Unlock()
+		if err != nil && sf.TypeID != TypeGenesis && errors.Is(err, core.ErrPermissionDenied) {
+			waiting = append(waiting, sf)
+			return
+		}
 		if err != nil {
-			rep.FactsRejected++
-			if len(rep.RejectedReasons) < maxRejectReason {
-				rep.RejectedReasons = append(rep.RejectedReasons, err.Error())
-			}
+			rejectLocked(err)
 			return
 		}
 		recovered[sf.ID] = true
@@ -140,6 +157,13 @@ func Salvage(ctx context.Context, from string, to *Journal, progress func(done, 
 	if scanErr != nil {
 		return nil, scanErr
 	}
+	refused, err := retryWaiting(ctx, to, waiting, admit)
+	if err != nil {
+		return nil, err
+	}
+	for _, err := range refused {
+		reject(err)
+	}
 	rep.FactsRecovered = uint64(len(recovered))
 
 	// What the damaged file's own structures still say, read through bbolt
@@ -148,6 +172,73 @@ func Salvage(ctx context.Context, from string, to *Journal, progress func(done, 
 	readDamaged(ctx, from, to, rep, recovered)
 	rep.Elapsed = time.Since(start)
 	return rep, ctx.Err()
+}
+
+// retryWaiting appends the facts that waited for their author's membership,
+// in (lamport, id) order, in rounds until a round admits nothing more, and
+// returns the last reason of each fact still refused.
+func retryWaiting(ctx context.Context, to *Journal, waiting []*SignedFact, admit func(*SignedFact, error)) ([]error, error) {
+	slices.SortFunc(waiting, func(a, b *SignedFact) int {
+		ka, kb := a.Key(), b.Key()
+		switch {
+		case ka.Less(kb):
+			return -1
+		case kb.Less(ka):
+			return 1
+		}
+		return 0
+	})
+	reasons := make([]error, len(waiting))
+	for progress := true; progress && len(waiting) > 0; {
+		progress = false
+		left, lreasons := waiting[:0], reasons[:0]
+		for _, sf := range waiting {
+			_, err := to.Append(ctx, sf)
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			if errors.Is(err, core.ErrPermissionDenied) {
+				left, lreasons = append(left, sf), append(lreasons, err)
+				continue
+			}
+			progress = true
+			admit(sf, err)
+		}
+		waiting, reasons = left, lreasons
+	}
+	return reasons, nil
+}
+
+// scanLeaf passes fn every verified fact in a leaf page, descending into
+// inline buckets (bbolt keeps a small bucket, such as a namespace of a few
+// facts, inside its parent's leaf instead of on pages of its own).
+func scanLeaf(page []byte, count uint16, fn func(*SignedFact), depth int) {
+	forEachLeafElementChecked(page, count, func(_ int, flags uint32, k, v []byte, ok bool) {
+		if !ok {
+			return
+		}
+		if flags&bucketLeafFlag != 0 {
+			// An inline bucket: a 16-byte header with root 0, then its page.
+			if depth < maxTreeDepth && len(v) >= 16+pageHeaderSize && binary.LittleEndian.Uint64(v) == 0 {
+				if h := decodePageHeader(v[16:]); h.flags == leafPageFlag {
+					scanLeaf(v[16:], h.count, fn, depth+1)
+				}
+			}
+			return
+		}
+		if len(k) != 40 {
+			return
+		}
+		// The id is checked here; the signature by the new journal's
+		// Append, so each fact is verified once.
+		fk, err := parseFactKey(k)
+		if err != nil {
+			return
+		}
+		if sf, err := decodeStoredBody(fk, v); err == nil {
+			fn(sf)
+		}
+	})
 }
 
 // scanFacts reads every page of f and calls fn with each verified fact found
@@ -179,20 +270,7 @@ func scanFacts(ctx context.Context, f io.ReaderAt, pageSize int64, pages uint64,
 		if _, err := f.ReadAt(page, int64(id)*pageSize); err != nil {
 			return fmt.Errorf("read page %d: %w", id, err)
 		}
-		forEachLeafElementChecked(page, h.count, func(_ int, flags uint32, k, v []byte, ok bool) {
-			if !ok || flags&bucketLeafFlag != 0 || len(k) != 40 {
-				return
-			}
-			// The id is checked here; the signature by the new journal's
-			// Append, so each fact is verified once.
-			fk, err := parseFactKey(k)
-			if err != nil {
-				return
-			}
-			if sf, err := decodeStoredBody(fk, v); err == nil {
-				fn(sf)
-			}
-		})
+		scanLeaf(page, h.count, fn, 0)
 	}
 	if progress != nil {
 		progress(pages, pages)

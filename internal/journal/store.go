@@ -43,6 +43,13 @@ type Options struct {
 	Reducers []Reducer
 	// Validators check facts of their type before insert.
 	Validators map[string]Validator
+	// Membership sources, at most one a namespace kind. A kind without one
+	// gets its default: GenesisOnly for authority namespaces,
+	// ContextParticipants for context namespaces.
+	Membership []MembershipSource
+	// Orphans bounds the pool of received facts that wait for their namespace
+	// or their author's membership (zero fields take the defaults).
+	Orphans OrphanLimits
 	// MaxBatchFacts bounds how many facts one commit holds (default 4096).
 	MaxBatchFacts int
 	// LockTimeout bounds the wait for the file lock (default 1s).
@@ -62,7 +69,9 @@ type Journal struct {
 	clock      core.Clock
 	reducers   []Reducer
 	validators map[string]Validator
+	membership map[core.NamespaceKind]MembershipSource
 	maxBatch   int
+	orphans    *orphanPool
 
 	queue   chan *request
 	closing chan struct{}
@@ -95,6 +104,10 @@ func Open(ctx context.Context, opts Options) (*Journal, error) {
 	if opts.LockTimeout <= 0 {
 		opts.LockTimeout = time.Second
 	}
+	membership, err := membershipSources(opts.Membership)
+	if err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(filepath.Dir(opts.Path), 0o700); err != nil {
 		return nil, fmt.Errorf("journal dir: %w", err)
 	}
@@ -109,7 +122,7 @@ func Open(ctx context.Context, opts Options) (*Journal, error) {
 		return nil, fmt.Errorf("journal file: %w", err)
 	}
 	var db *bolt.DB
-	err := guarded(func() error {
+	err = guarded(func() error {
 		var err error
 		db, err = bolt.Open(opts.Path, 0o600, &bolt.Options{
 			Timeout: opts.LockTimeout,
@@ -137,7 +150,9 @@ func Open(ctx context.Context, opts Options) (*Journal, error) {
 		clock:      opts.Clock,
 		reducers:   opts.Reducers,
 		validators: opts.Validators,
+		membership: membership,
 		maxBatch:   opts.MaxBatchFacts,
+		orphans:    newOrphanPool(opts.Orphans),
 		queue:      make(chan *request, 1024),
 		closing:    make(chan struct{}),
 		writerD:    make(chan struct{}),
@@ -222,6 +237,8 @@ type Stats struct {
 	Facts      uint64
 	Namespaces uint64
 	LastSeq    uint64
+	// The orphan pool: facts held, their bytes, and evictions since Open.
+	Orphans, OrphanBytes, OrphansEvicted uint64
 }
 
 // Stats reads the journal's counters.
@@ -234,5 +251,6 @@ func (j *Journal) Stats(ctx context.Context) (Stats, error) {
 		s.Namespaces = uint64(tx.Bucket(bucketNamespaces).Stats().KeyN)
 		return nil
 	})
+	s.Orphans, s.OrphanBytes, s.OrphansEvicted = j.OrphanStats()
 	return s, err
 }

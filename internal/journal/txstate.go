@@ -16,10 +16,14 @@ type txState struct {
 	j                          *Journal
 	tx                         *bolt.Tx
 	facts, ids, log, nsb, meta *bolt.Bucket
+	members                    *bolt.Bucket
 	lastSeq, factCount         uint64
 	records                    map[core.Namespace]*nsRecord
 	dirty                      map[core.Namespace]bool
 	published                  []StoredFact
+	// changed holds the namespaces founded or given new members in this
+	// transaction: their orphans are retried after the commit.
+	changed map[core.Namespace]bool
 }
 
 func newTxState(tx *bolt.Tx, j *Journal) (*txState, error) {
@@ -27,8 +31,10 @@ func newTxState(tx *bolt.Tx, j *Journal) (*txState, error) {
 		j: j, tx: tx,
 		facts: tx.Bucket(bucketFacts), ids: tx.Bucket(bucketIDs), log: tx.Bucket(bucketLog),
 		nsb: tx.Bucket(bucketNamespaces), meta: tx.Bucket(bucketMeta),
+		members: tx.Bucket(bucketMembers),
 		records: map[core.Namespace]*nsRecord{},
 		dirty:   map[core.Namespace]bool{},
+		changed: map[core.Namespace]bool{},
 	}
 	// The log is appended in seq order and a namespace mostly in lamport
 	// order: full pages instead of bbolt's half-full splits halve the pages
@@ -67,7 +73,7 @@ func (st *txState) applyRequest(r *request) ([]Committed, error) {
 		return nil, err
 	}
 	for _, sf := range r.facts {
-		c, didWrite, err := st.insert(sf)
+		c, didWrite, err := st.insert(sf, r.receive)
 		if err != nil {
 			return fail(err)
 		}
@@ -87,8 +93,9 @@ func (st *txState) applyRequest(r *request) ([]Committed, error) {
 }
 
 // insert validates sf against the stored state and writes it. It performs every
-// read and check before its first write.
-func (st *txState) insert(sf *SignedFact) (Committed, bool, error) {
+// read and check before its first write. With orphanable, a fact whose
+// namespace or author is not known yet fails with errOrphan instead.
+func (st *txState) insert(sf *SignedFact, orphanable bool) (Committed, bool, error) {
 	c := Committed{ID: sf.ID, Namespace: sf.Namespace, Lamport: sf.Lamport}
 	if v := st.ids.Get(sf.ID[:]); v != nil {
 		loc, err := decodeIDEntry(sf.ID, v)
@@ -102,6 +109,7 @@ func (st *txState) insert(sf *SignedFact) (Committed, bool, error) {
 	if err != nil {
 		return c, false, err
 	}
+	var adds []core.DeviceID
 	if sf.TypeID == TypeGenesis {
 		if rec != nil {
 			return c, false, fmt.Errorf("namespace %s already has a genesis: %w", sf.Namespace, core.ErrAlreadyExists)
@@ -109,12 +117,26 @@ func (st *txState) insert(sf *SignedFact) (Committed, bool, error) {
 		if rec, err = genesisRecord(sf); err != nil {
 			return c, false, err
 		}
+		adds = rec.members
 	} else {
 		if rec == nil {
-			return c, false, fmt.Errorf("namespace %s is unknown here: %w", sf.Namespace, core.ErrNotFound)
+			err := fmt.Errorf("namespace %s is unknown here: %w", sf.Namespace, core.ErrNotFound)
+			if orphanable {
+				err = errOrphan{err}
+			}
+			return c, false, err
 		}
-		if !rec.isMember(sf.Author) {
-			return c, false, fmt.Errorf("author %s is not a member of %s: %w", sf.Author, sf.Namespace, core.ErrPermissionDenied)
+		if !st.isMember(sf.Namespace, sf.Author) {
+			err := fmt.Errorf("author %s is not a member of %s: %w", sf.Author, sf.Namespace, core.ErrPermissionDenied)
+			if orphanable {
+				err = errOrphan{err}
+			}
+			return c, false, err
+		}
+		if src := st.j.membership[sf.Namespace.Kind]; src != nil && src.Handles(sf.TypeID) {
+			if adds, err = src.Adds(sf); err != nil {
+				return c, false, fmt.Errorf("membership %s: %w", sf.TypeID, err)
+			}
 		}
 	}
 	var writes []func() error
@@ -150,6 +172,15 @@ func (st *txState) insert(sf *SignedFact) (Committed, bool, error) {
 	for _, w := range writes {
 		if err := w(); err != nil {
 			return c, true, err
+		}
+	}
+	if len(adds) > 0 {
+		grew, err := st.addMembers(sf.Namespace, adds, sf.Key())
+		if err != nil {
+			return c, true, err
+		}
+		if grew {
+			st.changed[sf.Namespace] = true
 		}
 	}
 	rec.factCount++

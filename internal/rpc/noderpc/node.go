@@ -91,7 +91,10 @@ func (s *Service) GetStatus(ctx context.Context, _ *nodev1.GetStatusRequest) (*n
 		Uptime:      durationpb.New(s.clock.Now().Sub(s.id.StartedAt).Truncate(time.Millisecond)),
 		DataDir:     s.id.DataDir,
 		Socket:      s.id.Socket,
-		Journal:     &nodev1.JournalStats{FactCount: st.Facts, NamespaceCount: st.Namespaces, LastSeq: st.LastSeq},
+		Journal: &nodev1.JournalStats{
+			FactCount: st.Facts, NamespaceCount: st.Namespaces, LastSeq: st.LastSeq,
+			Orphans: st.Orphans, OrphanBytes: st.OrphanBytes, OrphansEvicted: st.OrphansEvicted,
+		},
 		ListenAddrs: net.ListenAddrs,
 		Transport: &nodev1.TransportStats{
 			Sent: net.Sent, Received: net.Received, Dropped: net.Dropped, ConnectedPeers: uint64(net.ConnectedPeers),

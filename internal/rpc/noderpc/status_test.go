@@ -61,7 +61,7 @@ func TestGetStatusReportsCounters(t *testing.T) {
 	started := time.UnixMilli(1_700_000_000_000)
 	clock := core.NewManualClock(started.Add(90 * time.Second))
 	d := &statusDaemon{
-		stats: journal.Stats{Facts: 5, Namespaces: 2, LastSeq: 9},
+		stats: journal.Stats{Facts: 5, Namespaces: 2, LastSeq: 9, Orphans: 3, OrphanBytes: 900, OrphansEvicted: 7},
 		net:   Network{ListenAddrs: []string{"/ip4/127.0.0.1/tcp/1"}, Sent: 4, Received: 6, Dropped: map[string]uint64{"bad_frame": 1}, ConnectedPeers: 2},
 	}
 	id := Identity{Device: core.DeviceID{1}, PeerID: "peer", Version: "v", DataDir: "/d", Socket: "/s", StartedAt: started}
@@ -71,7 +71,8 @@ func TestGetStatusReportsCounters(t *testing.T) {
 		t.Fatal(err)
 	}
 	j, tr := resp.GetJournal(), resp.GetTransport()
-	if j.GetFactCount() != 5 || j.GetNamespaceCount() != 2 || j.GetLastSeq() != 9 {
+	if j.GetFactCount() != 5 || j.GetNamespaceCount() != 2 || j.GetLastSeq() != 9 ||
+		j.GetOrphans() != 3 || j.GetOrphanBytes() != 900 || j.GetOrphansEvicted() != 7 {
 		t.Fatalf("journal %v", j)
 	}
 	if tr.GetSent() != 4 || tr.GetReceived() != 6 || tr.GetDropped()["bad_frame"] != 1 || tr.GetConnectedPeers() != 2 || len(resp.GetListenAddrs()) != 1 {

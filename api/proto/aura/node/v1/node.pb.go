@@ -64,9 +64,15 @@ type JournalStats struct {
 	FactCount      uint64                 `protobuf:"varint,1,opt,name=fact_count,json=factCount,proto3" json:"fact_count,omitempty"`
 	NamespaceCount uint64                 `protobuf:"varint,2,opt,name=namespace_count,json=namespaceCount,proto3" json:"namespace_count,omitempty"`
 	// Seq of the last committed fact.
-	LastSeq       uint64 `protobuf:"varint,3,opt,name=last_seq,json=lastSeq,proto3" json:"last_seq,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	LastSeq uint64 `protobuf:"varint,3,opt,name=last_seq,json=lastSeq,proto3" json:"last_seq,omitempty"`
+	// Facts received from peers that wait for their namespace or for their
+	// author's membership (held in memory, bounded per peer and in total).
+	Orphans     uint64 `protobuf:"varint,4,opt,name=orphans,proto3" json:"orphans,omitempty"`
+	OrphanBytes uint64 `protobuf:"varint,5,opt,name=orphan_bytes,json=orphanBytes,proto3" json:"orphan_bytes,omitempty"`
+	// Orphans evicted since the daemon started.
+	OrphansEvicted uint64 `protobuf:"varint,6,opt,name=orphans_evicted,json=orphansEvicted,proto3" json:"orphans_evicted,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *JournalStats) Reset() {
@@ -116,6 +122,27 @@ func (x *JournalStats) GetNamespaceCount() uint64 {
 func (x *JournalStats) GetLastSeq() uint64 {
 	if x != nil {
 		return x.LastSeq
+	}
+	return 0
+}
+
+func (x *JournalStats) GetOrphans() uint64 {
+	if x != nil {
+		return x.Orphans
+	}
+	return 0
+}
+
+func (x *JournalStats) GetOrphanBytes() uint64 {
+	if x != nil {
+		return x.OrphanBytes
+	}
+	return 0
+}
+
+func (x *JournalStats) GetOrphansEvicted() uint64 {
+	if x != nil {
+		return x.OrphansEvicted
 	}
 	return 0
 }
@@ -677,12 +704,15 @@ var File_aura_node_v1_node_proto protoreflect.FileDescriptor
 const file_aura_node_v1_node_proto_rawDesc = "" +
 	"\n" +
 	"\x17aura/node/v1/node.proto\x12\faura.node.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x12\n" +
-	"\x10GetStatusRequest\"q\n" +
+	"\x10GetStatusRequest\"\xd7\x01\n" +
 	"\fJournalStats\x12\x1d\n" +
 	"\n" +
 	"fact_count\x18\x01 \x01(\x04R\tfactCount\x12'\n" +
 	"\x0fnamespace_count\x18\x02 \x01(\x04R\x0enamespaceCount\x12\x19\n" +
-	"\blast_seq\x18\x03 \x01(\x04R\alastSeq\"\xbc\x03\n" +
+	"\blast_seq\x18\x03 \x01(\x04R\alastSeq\x12\x18\n" +
+	"\aorphans\x18\x04 \x01(\x04R\aorphans\x12!\n" +
+	"\forphan_bytes\x18\x05 \x01(\x04R\vorphanBytes\x12'\n" +
+	"\x0forphans_evicted\x18\x06 \x01(\x04R\x0eorphansEvicted\"\xbc\x03\n" +
 	"\x11GetStatusResponse\x12\x1b\n" +
 	"\tdevice_id\x18\x01 \x01(\tR\bdeviceId\x12!\n" +
 	"\fauthority_id\x18\x02 \x01(\tR\vauthorityId\x12\x18\n" +
