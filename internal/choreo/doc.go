@@ -1,10 +1,10 @@
 // Package choreo is Aura's language for multi-party protocols: a protocol is
 // written once, from the global point of view, and projected to one local
-// type per role; a runtime then drives each role's local type over the
-// network. Writing the global view is what makes the ceremonies (invitation,
-// enrollment, guardian setup, recovery, threshold signing) checkable: a
-// protocol that projects cannot deadlock and cannot leave a role guessing
-// which branch was taken.
+// type per role; a runtime (package internal/session) then drives each
+// role's local type over the network. Writing the global view is what makes
+// the ceremonies (invitation, enrollment, guardian setup, recovery, threshold
+// signing) checkable: a protocol that projects cannot deadlock and cannot
+// leave a role guessing which branch was taken.
 //
 // # Language
 //
@@ -104,16 +104,9 @@
 //
 // # Runtime
 //
-// A Runtime (runtime.go) runs sessions of projected protocols over the
-// transport, one goroutine and one Machine per session on each device: every
-// send goes through Transport.Send with its annotations (capability, flow
-// cost, and a TypeFact per journal_facts committed with the charge), every
-// receive is checked against the machine, and anything else ends the session
-// with a typed AbortReason that the device noticing it sends to the other
-// participants. The first message to each device carries the session header
-// (protocol name and hash, role map), so participants join by themselves;
-// wire.go has the format. Records live in the journal's ext/choreo.sessions
-// bucket (store.go) and a restart aborts the sessions it finds running.
+// Running sessions over the network is package internal/session's job; this
+// package does no I/O, so a tool that only reads protocol files links no
+// networking or storage code.
 //
 // Errors: every error carries a core sentinel via one of ErrSyntax,
 // ErrIllFormed, ErrNotRealizable (all core.ErrInvalidArgument), ErrUnknown

@@ -10,16 +10,16 @@ import (
 
 	"github.com/aura-p2p/aura/internal/budget"
 	"github.com/aura-p2p/aura/internal/buildinfo"
-	"github.com/aura-p2p/aura/internal/choreo"
 	"github.com/aura-p2p/aura/internal/core"
 	"github.com/aura-p2p/aura/internal/crdt"
 	"github.com/aura-p2p/aura/internal/journal"
+	"github.com/aura-p2p/aura/internal/session"
 )
 
 // journalOptions are the journal's options for a data dir: every reducer and
 // validator the daemon runs, so that a salvage rebuilds the same state.
 func journalOptions(cfg Config, path string, d Deps, log *zap.Logger) (journal.Options, error) {
-	validators, err := mergeValidators(crdt.Validators(), budget.Validators(), choreo.Validators())
+	validators, err := mergeValidators(crdt.Validators(), budget.Validators(), session.Validators())
 	if err != nil {
 		return journal.Options{}, err
 	}

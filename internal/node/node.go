@@ -27,7 +27,6 @@ import (
 
 	"github.com/aura-p2p/aura/internal/budget"
 	"github.com/aura-p2p/aura/internal/buildinfo"
-	"github.com/aura-p2p/aura/internal/choreo"
 	"github.com/aura-p2p/aura/internal/choreo/protocols"
 	"github.com/aura-p2p/aura/internal/core"
 	"github.com/aura-p2p/aura/internal/crdt"
@@ -39,6 +38,7 @@ import (
 	"github.com/aura-p2p/aura/internal/rpc/noderpc"
 	"github.com/aura-p2p/aura/internal/rpc/peerrpc"
 	"github.com/aura-p2p/aura/internal/rpc/sessionrpc"
+	"github.com/aura-p2p/aura/internal/session"
 	"github.com/aura-p2p/aura/internal/transport"
 )
 
@@ -80,7 +80,7 @@ type Node struct {
 	auth      core.AuthorityID
 	ledger    *budget.Ledger
 	transport *transport.Transport
-	sessions  *choreo.Runtime
+	sessions  *session.Runtime
 
 	gate    *rpc.Gate
 	grpc    *grpc.Server
@@ -168,7 +168,7 @@ func Start(ctx context.Context, cfg Config, d Deps) (_ *Node, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("embedded protocols: %w", err)
 	}
-	n.sessions, err = choreo.New(ctx, choreo.Options{
+	n.sessions, err = session.New(ctx, session.Options{
 		Transport: n.transport, Journal: n.journal, Signer: signer, Namespace: defaultNS, Authorizer: authz,
 		Protocols: embedded, Clock: d.Clock, Rand: d.Rand, Logger: n.log.Named("choreo"),
 	})

@@ -4,9 +4,9 @@ import (
 	"testing"
 
 	"github.com/aura-p2p/aura/internal/budget"
-	"github.com/aura-p2p/aura/internal/choreo"
 	"github.com/aura-p2p/aura/internal/crdt"
 	"github.com/aura-p2p/aura/internal/journal"
+	"github.com/aura-p2p/aura/internal/session"
 )
 
 func TestValidatorsRegisteredTwiceFailTheStart(t *testing.T) {
@@ -19,7 +19,7 @@ func TestValidatorsRegisteredTwiceFailTheStart(t *testing.T) {
 		t.Fatal("a type registered twice was accepted")
 	}
 	// The daemon's own subsystems claim disjoint types.
-	if _, err := mergeValidators(crdt.Validators(), budget.Validators(), choreo.Validators()); err != nil {
+	if _, err := mergeValidators(crdt.Validators(), budget.Validators(), session.Validators()); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -12,19 +12,19 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	sessionv1 "github.com/aura-p2p/aura/api/proto/aura/session/v1"
-	"github.com/aura-p2p/aura/internal/choreo"
 	"github.com/aura-p2p/aura/internal/core"
 	"github.com/aura-p2p/aura/internal/rpc"
 	"github.com/aura-p2p/aura/internal/rpc/safetext"
+	"github.com/aura-p2p/aura/internal/session"
 )
 
 // Runtime is what the service needs from the session runtime.
 type Runtime interface {
-	Start(ctx context.Context, protocol string, roles map[string]core.DeviceID, o choreo.StartOptions) (choreo.Session, error)
-	Wait(ctx context.Context, id choreo.SessionID) (choreo.Session, error)
-	Get(id choreo.SessionID) (choreo.Session, error)
-	List() []choreo.Session
-	Watch(ctx context.Context) *choreo.Watch
+	Start(ctx context.Context, protocol string, roles map[string]core.DeviceID, o session.StartOptions) (session.Session, error)
+	Wait(ctx context.Context, id session.SessionID) (session.Session, error)
+	Get(id session.SessionID) (session.Session, error)
+	List() []session.Session
+	Watch(ctx context.Context) *session.Watch
 }
 
 // Service implements SessionService.
@@ -83,7 +83,7 @@ func (s *Service) StartSession(ctx context.Context, req *sessionv1.StartSessionR
 		}
 		roles[r.GetRole()] = d
 	}
-	o := choreo.StartOptions{Choices: req.GetChoices()}
+	o := session.StartOptions{Choices: req.GetChoices()}
 	if c := req.GetContext(); c != "" {
 		id, err := core.ParseContextRef(c)
 		if err != nil {
@@ -113,7 +113,7 @@ func (s *Service) ListSessions(context.Context, *sessionv1.ListSessionsRequest) 
 }
 
 func (s *Service) GetSession(_ context.Context, req *sessionv1.GetSessionRequest) (*sessionv1.GetSessionResponse, error) {
-	id, err := choreo.ParseSessionID(req.GetId())
+	id, err := session.ParseSessionID(req.GetId())
 	if err != nil {
 		return nil, err
 	}
@@ -146,10 +146,10 @@ func (s *Service) WatchSessions(_ *sessionv1.WatchSessionsRequest, stream sessio
 	}
 }
 
-var states = map[choreo.State]sessionv1.SessionState{
-	choreo.StateRunning:   sessionv1.SessionState_SESSION_STATE_RUNNING,
-	choreo.StateCompleted: sessionv1.SessionState_SESSION_STATE_COMPLETED,
-	choreo.StateAborted:   sessionv1.SessionState_SESSION_STATE_ABORTED,
+var states = map[session.State]sessionv1.SessionState{
+	session.StateRunning:   sessionv1.SessionState_SESSION_STATE_RUNNING,
+	session.StateCompleted: sessionv1.SessionState_SESSION_STATE_COMPLETED,
+	session.StateAborted:   sessionv1.SessionState_SESSION_STATE_ABORTED,
 }
 
 func timestamp(t time.Time) *timestamppb.Timestamp {
@@ -160,7 +160,7 @@ func timestamp(t time.Time) *timestamppb.Timestamp {
 }
 
 // ToProto converts a session snapshot.
-func ToProto(s choreo.Session) *sessionv1.Session {
+func ToProto(s session.Session) *sessionv1.Session {
 	out := &sessionv1.Session{
 		Id: s.ID.String(), Protocol: s.Protocol, ProtocolHash: s.Hash.String(), Role: s.Role,
 		Choices: s.Choices, Initiator: s.Initiator, State: states[s.State],

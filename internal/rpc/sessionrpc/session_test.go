@@ -10,9 +10,9 @@ import (
 	"google.golang.org/grpc/codes"
 
 	sessionv1 "github.com/aura-p2p/aura/api/proto/aura/session/v1"
-	"github.com/aura-p2p/aura/internal/choreo"
 	"github.com/aura-p2p/aura/internal/core"
 	"github.com/aura-p2p/aura/internal/rpc"
+	"github.com/aura-p2p/aura/internal/session"
 )
 
 // fakeRuntime records what reaches it and fails every call with err.
@@ -21,32 +21,32 @@ type fakeRuntime struct {
 	calls int
 	waits int
 	roles map[string]core.DeviceID
-	opts  choreo.StartOptions
+	opts  session.StartOptions
 }
 
-func (f *fakeRuntime) Start(_ context.Context, protocol string, roles map[string]core.DeviceID, o choreo.StartOptions) (choreo.Session, error) {
+func (f *fakeRuntime) Start(_ context.Context, protocol string, roles map[string]core.DeviceID, o session.StartOptions) (session.Session, error) {
 	f.calls++
 	f.roles, f.opts = roles, o
-	return choreo.Session{ID: choreo.SessionID{1}, Protocol: protocol, State: choreo.StateRunning}, f.err
+	return session.Session{ID: session.SessionID{1}, Protocol: protocol, State: session.StateRunning}, f.err
 }
 
-func (f *fakeRuntime) Wait(_ context.Context, id choreo.SessionID) (choreo.Session, error) {
+func (f *fakeRuntime) Wait(_ context.Context, id session.SessionID) (session.Session, error) {
 	f.calls++
 	f.waits++
-	return choreo.Session{ID: id, State: choreo.StateCompleted}, f.err
+	return session.Session{ID: id, State: session.StateCompleted}, f.err
 }
 
-func (f *fakeRuntime) Get(id choreo.SessionID) (choreo.Session, error) {
+func (f *fakeRuntime) Get(id session.SessionID) (session.Session, error) {
 	f.calls++
-	return choreo.Session{ID: id}, f.err
+	return session.Session{ID: id}, f.err
 }
 
-func (f *fakeRuntime) List() []choreo.Session {
+func (f *fakeRuntime) List() []session.Session {
 	f.calls++
 	return nil
 }
 
-func (f *fakeRuntime) Watch(context.Context) *choreo.Watch {
+func (f *fakeRuntime) Watch(context.Context) *session.Watch {
 	panic("WatchSessions is not exercised with a fake runtime")
 }
 
@@ -101,7 +101,7 @@ func TestValidationAndCodes(t *testing.T) {
 			return err
 		}, nil, codes.InvalidArgument, false},
 		{"get: unknown session", func(s *Service) error {
-			_, err := s.GetSession(ctx, &sessionv1.GetSessionRequest{Id: choreo.SessionID{3}.String()})
+			_, err := s.GetSession(ctx, &sessionv1.GetSessionRequest{Id: session.SessionID{3}.String()})
 			return err
 		}, fmt.Errorf("session: %w", core.ErrNotFound), codes.NotFound, true},
 	}

@@ -1,4 +1,4 @@
-package choreo_test
+package session_test
 
 import (
 	"bytes"
@@ -19,6 +19,7 @@ import (
 	"github.com/aura-p2p/aura/internal/choreo/protocols"
 	"github.com/aura-p2p/aura/internal/core"
 	"github.com/aura-p2p/aura/internal/journal"
+	"github.com/aura-p2p/aura/internal/session"
 	"github.com/aura-p2p/aura/internal/transport"
 )
 
@@ -33,8 +34,8 @@ type rnode struct {
 	dev    core.DeviceID
 	signer *journal.KeySigner
 	ns     core.Namespace
-	rt     *choreo.Runtime
-	opts   choreo.Options
+	rt     *session.Runtime
+	opts   session.Options
 }
 
 type nodeConfig struct {
@@ -103,7 +104,7 @@ func newRNode(t testing.TB, cfg nodeConfig) *rnode {
 	for k, v := range budget.Validators() {
 		validators[k] = v
 	}
-	for k, v := range choreo.Validators() {
+	for k, v := range session.Validators() {
 		validators[k] = v
 	}
 	j, err := journal.Open(ctx, journal.Options{Path: filepath.Join(t.TempDir(), "j.db"), Validators: validators, NoSync: !cfg.sync})
@@ -130,14 +131,14 @@ func newRNode(t testing.TB, cfg nodeConfig) *rnode {
 		t.Fatal(err)
 	}
 	n := &rnode{j: j, l: l, tr: tr, authz: authz, dev: signer.DeviceID(), signer: signer, ns: ns}
-	n.opts = choreo.Options{
+	n.opts = session.Options{
 		Transport: tr, Journal: j, Signer: signer, Namespace: ns, Protocols: cfg.protos,
 		Logger: zaptest.NewLogger(t), StepTimeout: cfg.stepTimeout,
 	}
 	if !cfg.noAllow {
 		n.opts.Authorizer = authz
 	}
-	n.rt, err = choreo.New(ctx, n.opts)
+	n.rt, err = session.New(ctx, n.opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,7 +190,7 @@ func abc(a, b, c *rnode) map[string]core.DeviceID {
 }
 
 // waitSession waits until n knows session id and it has ended.
-func waitSession(t testing.TB, n *rnode, id choreo.SessionID) choreo.Session {
+func waitSession(t testing.TB, n *rnode, id session.SessionID) session.Session {
 	t.Helper()
 	w := n.rt.Watch(context.Background())
 	defer w.Close()
@@ -212,7 +213,7 @@ func waitSession(t testing.TB, n *rnode, id choreo.SessionID) choreo.Session {
 
 // wantAborted waits until n's record of session id says aborted with code:
 // a peer's abort may reach a device after its own part completed.
-func wantAborted(t testing.TB, n *rnode, id choreo.SessionID, code choreo.AbortCode) {
+func wantAborted(t testing.TB, n *rnode, id session.SessionID, code session.AbortCode) {
 	t.Helper()
 	waitSession(t, n, id)
 	w := n.rt.Watch(context.Background())
@@ -220,7 +221,7 @@ func wantAborted(t testing.TB, n *rnode, id choreo.SessionID, code choreo.AbortC
 	deadline := time.After(30 * time.Second)
 	for {
 		s, _ := n.rt.Get(id)
-		if s.State == choreo.StateAborted {
+		if s.State == session.StateAborted {
 			wantAbort(t, s, code)
 			return
 		}
@@ -232,26 +233,26 @@ func wantAborted(t testing.TB, n *rnode, id choreo.SessionID, code choreo.AbortC
 	}
 }
 
-func wantAbort(t testing.TB, s choreo.Session, code choreo.AbortCode) {
+func wantAbort(t testing.TB, s session.Session, code session.AbortCode) {
 	t.Helper()
-	if s.State != choreo.StateAborted || s.Reason == nil || s.Reason.Code != code {
+	if s.State != session.StateAborted || s.Reason == nil || s.Reason.Code != code {
 		t.Fatalf("session on role %s: state %s reason %v, want aborted with %s", s.Role, s.State, s.Reason, code)
 	}
-	if !errors.Is(s.Reason, choreo.ErrSessionAborted) || !errors.Is(s.Reason, core.ErrAborted) {
+	if !errors.Is(s.Reason, session.ErrSessionAborted) || !errors.Is(s.Reason, core.ErrAborted) {
 		t.Fatalf("reason %v does not wrap the sentinels", s.Reason)
 	}
 }
 
 // sessionFacts lists the choreo facts a node committed.
-func sessionFacts(t testing.TB, n *rnode) []*choreo.SessionFact {
+func sessionFacts(t testing.TB, n *rnode) []*session.SessionFact {
 	t.Helper()
-	fs, _, err := n.j.List(context.Background(), journal.ListQuery{TypeID: choreo.TypeFact, PageSize: 1000})
+	fs, _, err := n.j.List(context.Background(), journal.ListQuery{TypeID: session.TypeFact, PageSize: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []*choreo.SessionFact
+	var out []*session.SessionFact
 	for _, f := range fs {
-		sf, err := choreo.DecodeSessionFact(f.Payload)
+		sf, err := session.DecodeSessionFact(f.Payload)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -265,20 +266,20 @@ func sessionFacts(t testing.TB, n *rnode) []*choreo.SessionFact {
 func TestThreeRoleSessionCompletes(t *testing.T) {
 	a, b, c := trio(t)
 	ctx := context.Background()
-	s, err := a.rt.Run(ctx, "Relay", abc(a, b, c), choreo.StartOptions{})
+	s, err := a.rt.Run(ctx, "Relay", abc(a, b, c), session.StartOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.State != choreo.StateCompleted || s.Steps != 2 || !s.Initiator || s.Role != "A" {
+	if s.State != session.StateCompleted || s.Steps != 2 || !s.Initiator || s.Role != "A" {
 		t.Fatalf("initiator: %+v", s)
 	}
 	for _, n := range []*rnode{b, c} {
 		got := waitSession(t, n, s.ID)
-		if got.State != choreo.StateCompleted || got.Steps != 2 || got.Initiator {
+		if got.State != session.StateCompleted || got.Steps != 2 || got.Initiator {
 			t.Fatalf("participant: %+v", got)
 		}
 	}
-	if got := waitSession(t, b, s.ID); got.Log[0].Dir != choreo.StepReceived || got.Log[0].Label != "Req" || got.Log[1].Label != "Fwd" {
+	if got := waitSession(t, b, s.ID); got.Log[0].Dir != session.StepReceived || got.Log[0].Label != "Req" || got.Log[1].Label != "Fwd" {
 		t.Fatalf("B's log: %+v", got.Log)
 	}
 	fs := sessionFacts(t, b)
@@ -289,7 +290,7 @@ func TestThreeRoleSessionCompletes(t *testing.T) {
 		t.Fatal("facts committed by a device that did not send the annotated message")
 	}
 	// The loop, going round twice on the starter's choices.
-	s, err = a.rt.Run(ctx, "RelayLoop", abc(a, b, c), choreo.StartOptions{Choices: []string{"More", "More", "Stop"}})
+	s, err = a.rt.Run(ctx, "RelayLoop", abc(a, b, c), session.StartOptions{Choices: []string{"More", "More", "Stop"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -297,21 +298,21 @@ func TestThreeRoleSessionCompletes(t *testing.T) {
 	if s.Steps != 5 || s.Log[4].Branch != "Stop" {
 		t.Fatalf("loop: %+v", s)
 	}
-	if got := waitSession(t, c, s.ID); got.State != choreo.StateCompleted || got.Steps != 5 {
+	if got := waitSession(t, c, s.ID); got.State != session.StateCompleted || got.Steps != 5 {
 		t.Fatalf("C in the loop: %+v", got)
 	}
 	// A choice that is not a branch there is the handler failing.
-	s, err = a.rt.Run(ctx, "RelayLoop", abc(a, b, c), choreo.StartOptions{Choices: []string{"Sideways"}})
-	if !errors.Is(err, choreo.ErrSessionAborted) {
+	s, err = a.rt.Run(ctx, "RelayLoop", abc(a, b, c), session.StartOptions{Choices: []string{"Sideways"}})
+	if !errors.Is(err, session.ErrSessionAborted) {
 		t.Fatalf("bad choice: %v", err)
 	}
-	wantAbort(t, s, choreo.AbortHandler)
+	wantAbort(t, s, session.AbortHandler)
 	// A role whose part starts with a send joins through a join message.
-	s, err = a.rt.Run(ctx, "Late", abc(a, b, c), choreo.StartOptions{})
+	s, err = a.rt.Run(ctx, "Late", abc(a, b, c), session.StartOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := waitSession(t, c, s.ID); got.State != choreo.StateCompleted {
+	if got := waitSession(t, c, s.ID); got.State != session.StateCompleted {
 		t.Fatalf("late joiner: %+v", got)
 	}
 	// Listing shows the newest first.
@@ -329,15 +330,15 @@ func TestStartRefusesBadRoleMaps(t *testing.T) {
 		{"A": c.dev, "B": b.dev, "C": {1}},                // self plays nothing
 		{"A": a.dev, "B": b.dev, "C": c.dev, "D": {9, 9}}, // unknown role
 	} {
-		if _, err := a.rt.Start(ctx, "Relay", roles, choreo.StartOptions{}); !errors.Is(err, core.ErrInvalidArgument) {
+		if _, err := a.rt.Start(ctx, "Relay", roles, session.StartOptions{}); !errors.Is(err, core.ErrInvalidArgument) {
 			t.Errorf("%v: %v", roles, err)
 		}
 	}
-	if _, err := a.rt.Start(ctx, "Nope", abc(a, b, c), choreo.StartOptions{}); !errors.Is(err, core.ErrNotFound) {
+	if _, err := a.rt.Start(ctx, "Nope", abc(a, b, c), session.StartOptions{}); !errors.Is(err, core.ErrNotFound) {
 		t.Errorf("unknown protocol: %v", err)
 	}
 	// Ping has no handler here.
-	if _, err := a.rt.Start(ctx, "Ping", map[string]core.DeviceID{"Pinger": a.dev, "Responder": b.dev}, choreo.StartOptions{}); !errors.Is(err, core.ErrFailedPrecondition) {
+	if _, err := a.rt.Start(ctx, "Ping", map[string]core.DeviceID{"Pinger": a.dev, "Responder": b.dev}, session.StartOptions{}); !errors.Is(err, core.ErrFailedPrecondition) {
 		t.Errorf("no handler: %v", err)
 	}
 }
@@ -345,7 +346,7 @@ func TestStartRefusesBadRoleMaps(t *testing.T) {
 // gate is a handler whose sends (of one label) wait until released, so a
 // test can act while a session is at a known point.
 type gate struct {
-	choreo.Relay
+	session.Relay
 	label   string
 	reached chan struct{}
 	release chan struct{}
@@ -356,7 +357,7 @@ func newGate(label string) *gate {
 	return &gate{label: label, reached: make(chan struct{}), release: make(chan struct{})}
 }
 
-func (g *gate) Send(ctx context.Context, s choreo.Info, a choreo.Action) ([]byte, error) {
+func (g *gate) Send(ctx context.Context, s session.Info, a choreo.Action) ([]byte, error) {
 	if a.Label == g.label {
 		g.once.Do(func() { close(g.reached) })
 		select {
@@ -385,32 +386,32 @@ func TestUnexpectedMessageAbortsEverywhere(t *testing.T) {
 	if err := c.rt.Register("Relay", "C", g); err != nil {
 		t.Fatal(err)
 	}
-	s, err := a.rt.Start(context.Background(), "Relay", abc(a, b, c), choreo.StartOptions{})
+	s, err := a.rt.Start(context.Background(), "Relay", abc(a, b, c), session.StartOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	g.wait(t) // A waits for Resp from C; C holds it back
 	// B (a participant) sends A a message as itself that A does not expect.
-	raw := choreo.EncodeTestMsg(s.ID, "Bogus", "B", "A", nil)
+	raw := session.EncodeTestMsg(s.ID, "Bogus", "B", "A", nil)
 	if err := b.tr.Send(context.Background(), transport.Message{
-		Protocol: choreo.ProtocolSession, Context: core.LinkContext(b.dev, a.dev), To: a.dev, Type: choreo.TypeMsg, Cost: 1, Payload: raw,
+		Protocol: session.ProtocolSession, Context: core.LinkContext(b.dev, a.dev), To: a.dev, Type: session.TypeMsg, Cost: 1, Payload: raw,
 	}); err != nil {
 		t.Fatal(err)
 	}
 	got := waitSession(t, a, s.ID)
-	wantAbort(t, got, choreo.AbortViolation)
+	wantAbort(t, got, session.AbortViolation)
 	if got.Reason.Remote || got.Reason.By != "A" {
 		t.Fatalf("A detected it: %+v", got.Reason)
 	}
 	// C was told, and its held send ended with the session.
 	gc := waitSession(t, c, s.ID)
-	wantAbort(t, gc, choreo.AbortViolation)
+	wantAbort(t, gc, session.AbortViolation)
 	if !gc.Reason.Remote || gc.Reason.By != "A" {
 		t.Fatalf("C's reason: %+v", gc.Reason)
 	}
 	// B had finished its part before the violation; its record still ends
 	// up saying the session failed, and why.
-	wantAborted(t, b, s.ID, choreo.AbortViolation)
+	wantAborted(t, b, s.ID, session.AbortViolation)
 }
 
 // A device claiming a role it does not play is refused: the session aborts
@@ -421,20 +422,20 @@ func TestMessageFromWrongDeviceAborts(t *testing.T) {
 	if err := c.rt.Register("Relay", "C", g); err != nil {
 		t.Fatal(err)
 	}
-	s, err := a.rt.Start(context.Background(), "Relay", abc(a, b, c), choreo.StartOptions{})
+	s, err := a.rt.Start(context.Background(), "Relay", abc(a, b, c), session.StartOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	g.wait(t)
 	// B forges C's Resp.
-	raw := choreo.EncodeTestMsg(s.ID, "Resp", "C", "A", nil)
+	raw := session.EncodeTestMsg(s.ID, "Resp", "C", "A", nil)
 	if err := b.tr.Send(context.Background(), transport.Message{
-		Protocol: choreo.ProtocolSession, Context: core.LinkContext(b.dev, a.dev), To: a.dev, Type: choreo.TypeMsg, Cost: 1, Payload: raw,
+		Protocol: session.ProtocolSession, Context: core.LinkContext(b.dev, a.dev), To: a.dev, Type: session.TypeMsg, Cost: 1, Payload: raw,
 	}); err != nil {
 		t.Fatal(err)
 	}
-	wantAbort(t, waitSession(t, a, s.ID), choreo.AbortWrongSender)
-	wantAbort(t, waitSession(t, c, s.ID), choreo.AbortWrongSender)
+	wantAbort(t, waitSession(t, a, s.ID), session.AbortWrongSender)
+	wantAbort(t, waitSession(t, c, s.ID), session.AbortWrongSender)
 }
 
 // A header for a protocol the receiver does not have is refused, and every
@@ -443,12 +444,12 @@ func TestJoinRefusals(t *testing.T) {
 	cfg := defaultConfig(t)
 	cfg.noRelay = true // C has the protocols but no handler
 	a, b, c := trio(t, defaultConfig(t), defaultConfig(t), cfg)
-	s, err := a.rt.Start(context.Background(), "Relay", abc(a, b, c), choreo.StartOptions{})
+	s, err := a.rt.Start(context.Background(), "Relay", abc(a, b, c), session.StartOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantAbort(t, waitSession(t, a, s.ID), choreo.AbortRefused)
-	wantAborted(t, b, s.ID, choreo.AbortRefused)
+	wantAbort(t, waitSession(t, a, s.ID), session.AbortRefused)
+	wantAborted(t, b, s.ID, session.AbortRefused)
 	if _, err := c.rt.Get(s.ID); !errors.Is(err, core.ErrNotFound) {
 		t.Fatalf("C joined: %v", err)
 	}
@@ -462,11 +463,11 @@ func TestJoinRefusals(t *testing.T) {
 	dcfg.protos = ps
 	d := newRNode(t, dcfg)
 	mesh(t, a, d)
-	s, err = a.rt.Start(context.Background(), "Relay", map[string]core.DeviceID{"A": a.dev, "B": d.dev, "C": c.dev}, choreo.StartOptions{})
+	s, err = a.rt.Start(context.Background(), "Relay", map[string]core.DeviceID{"A": a.dev, "B": d.dev, "C": c.dev}, session.StartOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantAbort(t, waitSession(t, a, s.ID), choreo.AbortUnknownProtocol)
+	wantAbort(t, waitSession(t, a, s.ID), session.AbortUnknownProtocol)
 }
 
 // A participant that stays silent past the step timeout ends the session
@@ -479,14 +480,14 @@ func TestStepTimeout(t *testing.T) {
 	if err := c.rt.Register("Relay", "C", g); err != nil {
 		t.Fatal(err)
 	}
-	s, err := a.rt.Run(context.Background(), "Relay", abc(a, b, c), choreo.StartOptions{})
-	if !errors.Is(err, choreo.ErrSessionAborted) {
+	s, err := a.rt.Run(context.Background(), "Relay", abc(a, b, c), session.StartOptions{})
+	if !errors.Is(err, session.ErrSessionAborted) {
 		t.Fatalf("run: %v", err)
 	}
-	wantAbort(t, s, choreo.AbortTimeout)
-	wantAbort(t, waitSession(t, c, s.ID), choreo.AbortTimeout)
+	wantAbort(t, s, session.AbortTimeout)
+	wantAbort(t, waitSession(t, c, s.ID), session.AbortTimeout)
 	// B's part was over before A gave up; its record follows.
-	wantAborted(t, b, s.ID, choreo.AbortTimeout)
+	wantAborted(t, b, s.ID, session.AbortTimeout)
 }
 
 // Cancelling the caller's context aborts the session, and the peers learn it.
@@ -498,12 +499,12 @@ func TestCancelAborts(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() { g.wait(t); cancel() }()
-	s, err := a.rt.Run(ctx, "Relay", abc(a, b, c), choreo.StartOptions{})
-	if !errors.Is(err, choreo.ErrSessionAborted) {
+	s, err := a.rt.Run(ctx, "Relay", abc(a, b, c), session.StartOptions{})
+	if !errors.Is(err, session.ErrSessionAborted) {
 		t.Fatalf("run: %v", err)
 	}
-	wantAbort(t, s, choreo.AbortCancelled)
-	wantAbort(t, waitSession(t, c, s.ID), choreo.AbortCancelled)
+	wantAbort(t, s, session.AbortCancelled)
+	wantAbort(t, waitSession(t, c, s.ID), session.AbortCancelled)
 }
 
 // A peer that vanishes makes the next send to it fail: the sender aborts
@@ -514,7 +515,7 @@ func TestPeerVanishes(t *testing.T) {
 	if err := b.rt.Register("Relay", "B", g); err != nil {
 		t.Fatal(err)
 	}
-	s, err := a.rt.Start(context.Background(), "Relay", abc(a, b, c), choreo.StartOptions{})
+	s, err := a.rt.Start(context.Background(), "Relay", abc(a, b, c), session.StartOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -541,9 +542,9 @@ func TestPeerVanishes(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	close(g.release)
-	wantAbort(t, waitSession(t, b, s.ID), choreo.AbortUnreachable)
+	wantAbort(t, waitSession(t, b, s.ID), session.AbortUnreachable)
 	ga := waitSession(t, a, s.ID)
-	wantAbort(t, ga, choreo.AbortUnreachable)
+	wantAbort(t, ga, session.AbortUnreachable)
 	if !ga.Reason.Remote || ga.Reason.By != "B" {
 		t.Fatalf("A's reason: %+v", ga.Reason)
 	}
@@ -555,13 +556,13 @@ func TestBudgetRefusalAbortsWithoutHalfCommittedFacts(t *testing.T) {
 	tight := defaultConfig(t)
 	tight.policy.Flow.Link = 1
 	a, b, c := trio(t, defaultConfig(t), tight, defaultConfig(t))
-	s, err := a.rt.Run(context.Background(), "Costly", abc(a, b, c), choreo.StartOptions{})
-	if !errors.Is(err, choreo.ErrSessionAborted) {
+	s, err := a.rt.Run(context.Background(), "Costly", abc(a, b, c), session.StartOptions{})
+	if !errors.Is(err, session.ErrSessionAborted) {
 		t.Fatalf("run: %v", err)
 	}
-	wantAbort(t, s, choreo.AbortBudget)
-	wantAbort(t, waitSession(t, b, s.ID), choreo.AbortBudget)
-	wantAbort(t, waitSession(t, c, s.ID), choreo.AbortBudget)
+	wantAbort(t, s, session.AbortBudget)
+	wantAbort(t, waitSession(t, b, s.ID), session.AbortBudget)
+	wantAbort(t, waitSession(t, c, s.ID), session.AbortBudget)
 	fs := sessionFacts(t, b)
 	if len(fs) != 1 || fs[0].Fact != "fwd1" {
 		t.Fatalf("B's facts: %+v", fs)
@@ -578,12 +579,12 @@ func TestGuardDenial(t *testing.T) {
 	cfg := defaultConfig(t)
 	cfg.noAllow = true
 	a, b, c := trio(t, cfg)
-	a.authz.Allow(choreo.TypeAbort, core.ClassLink)
-	s, err := a.rt.Run(context.Background(), "Relay", abc(a, b, c), choreo.StartOptions{})
-	if !errors.Is(err, choreo.ErrSessionAborted) {
+	a.authz.Allow(session.TypeAbort, core.ClassLink)
+	s, err := a.rt.Run(context.Background(), "Relay", abc(a, b, c), session.StartOptions{})
+	if !errors.Is(err, session.ErrSessionAborted) {
 		t.Fatalf("run: %v", err)
 	}
-	wantAbort(t, s, choreo.AbortGuardDenied)
+	wantAbort(t, s, session.AbortGuardDenied)
 	// Only the free abort messages went out.
 	es, _ := a.l.List(context.Background())
 	for _, e := range es {
@@ -592,11 +593,11 @@ func TestGuardDenial(t *testing.T) {
 		}
 	}
 	// A context B is not a member of is refused as well.
-	s, err = a.rt.Run(context.Background(), "Relay", abc(a, b, c), choreo.StartOptions{Context: core.ContextID{7}})
-	if !errors.Is(err, choreo.ErrSessionAborted) {
+	s, err = a.rt.Run(context.Background(), "Relay", abc(a, b, c), session.StartOptions{Context: core.ContextID{7}})
+	if !errors.Is(err, session.ErrSessionAborted) {
 		t.Fatalf("run: %v", err)
 	}
-	wantAbort(t, s, choreo.AbortGuardDenied)
+	wantAbort(t, s, session.AbortGuardDenied)
 }
 
 // Sessions survive nothing across restarts: a runtime started on a journal
@@ -607,13 +608,13 @@ func TestRestartAbortsRunningSessions(t *testing.T) {
 	if err := c.rt.Register("Relay", "C", g); err != nil {
 		t.Fatal(err)
 	}
-	s, err := a.rt.Start(context.Background(), "Relay", abc(a, b, c), choreo.StartOptions{})
+	s, err := a.rt.Start(context.Background(), "Relay", abc(a, b, c), session.StartOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	g.wait(t)
 	// What a restarted daemon finds: the journal as the crash left it.
-	rt2, err := choreo.New(context.Background(), a.opts)
+	rt2, err := session.New(context.Background(), a.opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -622,7 +623,7 @@ func TestRestartAbortsRunningSessions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantAbort(t, got, choreo.AbortRestarted)
+	wantAbort(t, got, session.AbortRestarted)
 	if got.Reason.Detail != "daemon restarted" || got.Ended.IsZero() {
 		t.Fatalf("reason %+v", got.Reason)
 	}
@@ -630,12 +631,12 @@ func TestRestartAbortsRunningSessions(t *testing.T) {
 	if _, err := b.rt.Wait(context.Background(), s.ID); err != nil {
 		t.Fatal(err)
 	}
-	rt3, err := choreo.New(context.Background(), b.opts)
+	rt3, err := session.New(context.Background(), b.opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer rt3.Close()
-	if got, err := rt3.Get(s.ID); err != nil || got.State != choreo.StateCompleted || got.Steps != 2 || len(got.Log) != 2 {
+	if got, err := rt3.Get(s.ID); err != nil || got.State != session.StateCompleted || got.Steps != 2 || len(got.Log) != 2 {
 		t.Fatalf("B's record after restart: %+v %v", got, err)
 	}
 }
@@ -645,7 +646,7 @@ func TestWatch(t *testing.T) {
 	a, b, c := trio(t)
 	w := a.rt.Watch(context.Background())
 	defer w.Close()
-	s, err := a.rt.Run(context.Background(), "Relay", abc(a, b, c), choreo.StartOptions{})
+	s, err := a.rt.Run(context.Background(), "Relay", abc(a, b, c), session.StartOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -678,25 +679,25 @@ func TestWatch(t *testing.T) {
 // decode round trip: the same fields, and byte-identical re-encodings. The
 // seeds are the encoder's own output and must come back byte for byte.
 func FuzzDecodeFrame(f *testing.F) {
-	id := choreo.SessionID{7}
+	id := session.SessionID{7}
 	seeds := [][]byte{
-		choreo.EncodeTestMsg(id, "Req", "A", "B", nil),
-		choreo.EncodeTestMsg(id, "Req", "A", "B", &choreo.Session{Protocol: "Relay", Roles: map[string]core.DeviceID{"A": {1}, "B": {2}}, Choices: []string{"x"}}),
-		choreo.EncodeTestMsg(id, "Fwd", "B", "C", &choreo.Session{Protocol: "Relay", Hash: core.Hash{3}, Context: core.ContextID{4}, Roles: map[string]core.DeviceID{"A": {1}, "B": {2}, "C": {5}}, Choices: []string{"x", "y"}}),
+		session.EncodeTestMsg(id, "Req", "A", "B", nil),
+		session.EncodeTestMsg(id, "Req", "A", "B", &session.Session{Protocol: "Relay", Roles: map[string]core.DeviceID{"A": {1}, "B": {2}}, Choices: []string{"x"}}),
+		session.EncodeTestMsg(id, "Fwd", "B", "C", &session.Session{Protocol: "Relay", Hash: core.Hash{3}, Context: core.ContextID{4}, Roles: map[string]core.DeviceID{"A": {1}, "B": {2}, "C": {5}}, Choices: []string{"x", "y"}}),
 	}
 	for _, s := range seeds {
-		if enc, _, err := choreo.ReencodeTestFrame(s); err != nil || !bytes.Equal(enc, s) {
+		if enc, _, err := session.ReencodeTestFrame(s); err != nil || !bytes.Equal(enc, s) {
 			f.Fatalf("encoder output does not round-trip: %v\n%x\n%x", err, s, enc)
 		}
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		_, _ = choreo.DecodeTestFrame(b)
-		enc, desc, err := choreo.ReencodeTestFrame(b)
+		_, _ = session.DecodeTestFrame(b)
+		enc, desc, err := session.ReencodeTestFrame(b)
 		if err != nil {
 			return
 		}
-		again, desc2, err := choreo.ReencodeTestFrame(enc)
+		again, desc2, err := session.ReencodeTestFrame(enc)
 		if err != nil {
 			t.Fatalf("re-encoded frame does not decode: %v", err)
 		}

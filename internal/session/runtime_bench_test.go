@@ -1,4 +1,4 @@
-package choreo_test
+package session_test
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 
 	"github.com/aura-p2p/aura/internal/choreo"
 	"github.com/aura-p2p/aura/internal/core"
+	"github.com/aura-p2p/aura/internal/session"
 	"github.com/aura-p2p/aura/internal/transport"
 )
 
@@ -17,18 +18,18 @@ const protoBench protocol.ID = "/aura/bench/1"
 
 // streamer decides Item n times, then Stop.
 type streamer struct {
-	choreo.Relay
+	session.Relay
 	n int
 }
 
-func (s *streamer) Choose(_ context.Context, info choreo.Info, _ []choreo.Action) (string, error) {
+func (s *streamer) Choose(_ context.Context, info session.Info, _ []choreo.Action) (string, error) {
 	if info.Decisions < s.n {
 		return "Item", nil
 	}
 	return "Stop", nil
 }
 
-func (s *streamer) Send(context.Context, choreo.Info, choreo.Action) ([]byte, error) {
+func (s *streamer) Send(context.Context, session.Info, choreo.Action) ([]byte, error) {
 	return make([]byte, 32), nil
 }
 
@@ -83,11 +84,11 @@ func benchOverhead(b *testing.B, sync bool) {
 		b.Fatal(err)
 	}
 	t0 = time.Now()
-	s, err := src.rt.Run(ctx, "Stream", map[string]core.DeviceID{"Src": src.dev, "Dst": dst.dev}, choreo.StartOptions{})
+	s, err := src.rt.Run(ctx, "Stream", map[string]core.DeviceID{"Src": src.dev, "Dst": dst.dev}, session.StartOptions{})
 	if err != nil {
 		b.Fatal(err)
 	}
-	if got := waitSession(b, dst, s.ID); got.State != choreo.StateCompleted || got.Steps != n+1 {
+	if got := waitSession(b, dst, s.ID); got.State != session.StateCompleted || got.Steps != n+1 {
 		b.Fatalf("receiver: %+v", got)
 	}
 	sess := time.Since(t0)
@@ -116,7 +117,7 @@ func BenchmarkThreeRoleTenMessages(b *testing.B) {
 			ctx := context.Background()
 			b.ResetTimer()
 			for range b.N {
-				s, err := a.rt.Run(ctx, "Relay10", roles, choreo.StartOptions{})
+				s, err := a.rt.Run(ctx, "Relay10", roles, session.StartOptions{})
 				if err != nil {
 					b.Fatal(err)
 				}

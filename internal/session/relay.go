@@ -1,10 +1,11 @@
-package choreo
+package session
 
 import (
 	"context"
 	"fmt"
 	"slices"
 
+	"github.com/aura-p2p/aura/internal/choreo"
 	"github.com/aura-p2p/aura/internal/core"
 )
 
@@ -23,10 +24,10 @@ type Relay struct{}
 // RelayAttr is the attribute value that hands a protocol to the Relay.
 const RelayAttr = "relay"
 
-func (Relay) Choose(_ context.Context, s Info, branches []Action) (string, error) {
+func (Relay) Choose(_ context.Context, s Info, branches []choreo.Action) (string, error) {
 	if s.Decisions < len(s.Choices) {
 		want := s.Choices[s.Decisions]
-		if slices.ContainsFunc(branches, func(a Action) bool { return a.Branch == want }) {
+		if slices.ContainsFunc(branches, func(a choreo.Action) bool { return a.Branch == want }) {
 			return want, nil
 		}
 		return "", fmt.Errorf("choice %d is %q, not a branch of this choice: %w", s.Decisions+1, want, core.ErrInvalidArgument)
@@ -34,11 +35,11 @@ func (Relay) Choose(_ context.Context, s Info, branches []Action) (string, error
 	return branches[0].Branch, nil
 }
 
-func (Relay) Send(_ context.Context, s Info, a Action) ([]byte, error) {
+func (Relay) Send(_ context.Context, s Info, a choreo.Action) ([]byte, error) {
 	return fmt.Appendf(nil, "%s from %s, step %d", a.Label, s.Role, s.Step+1), nil
 }
 
-func (Relay) Receive(context.Context, Info, Action, []byte) error { return nil }
+func (Relay) Receive(context.Context, Info, choreo.Action, []byte) error { return nil }
 
 // RegisterRelay registers the Relay for every role of every protocol marked
 // #[handler = "relay"], and returns their names.
