@@ -8,36 +8,31 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/aura-p2p/aura/internal/budget"
 	"github.com/aura-p2p/aura/internal/buildinfo"
 	"github.com/aura-p2p/aura/internal/core"
-	"github.com/aura-p2p/aura/internal/crdt"
 	"github.com/aura-p2p/aura/internal/journal"
-	"github.com/aura-p2p/aura/internal/session"
 )
 
-// journalOptions are the journal's options for a data dir: every reducer and
-// validator the daemon runs, so that a salvage rebuilds the same state.
-func journalOptions(cfg Config, path string, d Deps, log *zap.Logger) (journal.Options, error) {
-	validators, err := mergeValidators(crdt.Validators(), budget.Validators(), session.Validators())
-	if err != nil {
-		return journal.Options{}, err
-	}
+// journalOptions are the journal's options for a data dir: every reducer,
+// validator and membership source the node's components register, so that a
+// salvage rebuilds the same state.
+func journalOptions(cfg Config, path string, d Deps, log *zap.Logger, reg registry) journal.Options {
 	return journal.Options{
 		Path:          path,
 		CreatedBy:     "aurad " + buildinfo.Version(),
 		Logger:        log.Named("journal"),
 		Clock:         d.Clock,
 		MaxBatchFacts: cfg.Journal.MaxBatchFacts,
-		Reducers:      []journal.Reducer{crdt.Reducer()},
-		Validators:    validators,
-	}, nil
+		Reducers:      reg.reducers,
+		Validators:    reg.validators,
+		Membership:    reg.membership,
+	}
 }
 
 // openIdentity loads the device keys (creating them only when mayFound),
 // opens the journal and finds the device's authority, founding one only when
 // mayFound. On error nothing stays open.
-func openIdentity(ctx context.Context, cfg Config, d Deps, log *zap.Logger, mayFound bool) (*Keys, core.AuthorityID, *journal.Journal, bool, error) {
+func openIdentity(ctx context.Context, cfg Config, d Deps, log *zap.Logger, mayFound bool, reg registry) (*Keys, core.AuthorityID, *journal.Journal, bool, error) {
 	var auth core.AuthorityID
 	st, err := inspectDataDir(cfg.DataDir)
 	if err != nil {
@@ -55,11 +50,7 @@ func openIdentity(ctx context.Context, cfg Config, d Deps, log *zap.Logger, mayF
 		log.Info("created device keys", zap.Stringer("device", keys.DeviceID()))
 	}
 	path := filepath.Join(cfg.DataDir, JournalFileName)
-	opts, err := journalOptions(cfg, path, d, log)
-	if err != nil {
-		return nil, auth, nil, false, err
-	}
-	j, err := journal.Open(ctx, opts)
+	j, err := journal.Open(ctx, journalOptions(cfg, path, d, log, reg))
 	if errors.Is(err, journal.ErrDamaged) {
 		return nil, auth, nil, false, fmt.Errorf("%w; nothing was changed. `aurad check --full --datadir %s` says more, "+
 			"`aurad salvage --from %s --to NEWDIR` copies out every fact that still verifies, `aurad restore` restores a backup",
@@ -105,7 +96,11 @@ func Init(ctx context.Context, cfg Config, d Deps) (InitReport, error) {
 		return InitReport{}, fmt.Errorf("%s: %s exists; init never replaces a journal (move it away first if you really mean to start over): %w",
 			cfg.DataDir, JournalFileName, ErrInitialised)
 	}
-	keys, auth, j, _, err := openIdentity(ctx, cfg, d, d.Logger, true)
+	reg, err := daemonRegistry()
+	if err != nil {
+		return InitReport{}, err
+	}
+	keys, auth, j, _, err := openIdentity(ctx, cfg, d, d.Logger, true, reg)
 	if err != nil {
 		return InitReport{}, err
 	}

@@ -27,17 +27,11 @@ import (
 
 	"github.com/aura-p2p/aura/internal/budget"
 	"github.com/aura-p2p/aura/internal/buildinfo"
-	"github.com/aura-p2p/aura/internal/choreo/protocols"
 	"github.com/aura-p2p/aura/internal/core"
 	"github.com/aura-p2p/aura/internal/crdt"
 	"github.com/aura-p2p/aura/internal/journal"
 	"github.com/aura-p2p/aura/internal/rpc"
-	"github.com/aura-p2p/aura/internal/rpc/budgetrpc"
-	"github.com/aura-p2p/aura/internal/rpc/crdtrpc"
-	"github.com/aura-p2p/aura/internal/rpc/journalrpc"
 	"github.com/aura-p2p/aura/internal/rpc/noderpc"
-	"github.com/aura-p2p/aura/internal/rpc/peerrpc"
-	"github.com/aura-p2p/aura/internal/rpc/sessionrpc"
 	"github.com/aura-p2p/aura/internal/session"
 	"github.com/aura-p2p/aura/internal/transport"
 )
@@ -73,14 +67,30 @@ type Node struct {
 	cfg   Config
 	log   *zap.Logger
 	clock core.Clock
+	deps  Deps
 
+	// Set before the components start.
 	lock      *dataDirLock
+	mayFound  bool
+	registry  registry
+	startedAt time.Time
+
+	// Set by the components as they start (see components.go).
 	keys      *Keys
 	journal   *journal.Journal
 	auth      core.AuthorityID
+	signer    journal.Signer
+	defaultNS core.Namespace
+	objects   *crdt.Store
 	ledger    *budget.Ledger
+	authz     *transport.MemberAuthorizer
 	transport *transport.Transport
+	pinger    *transport.Pinger
 	sessions  *session.Runtime
+	peerID    peer.ID
+
+	// started are the components that started, in start order.
+	started []component
 
 	gate    *rpc.Gate
 	grpc    *grpc.Server
@@ -89,7 +99,7 @@ type Node struct {
 	tcpAddr net.Addr
 	notify  func(string)
 
-	// bg runs the node's periodic work; stopBG ends it before the journal closes.
+	// bg runs the components' loops; stopBG ends them before any component stops.
 	bg     sync.WaitGroup
 	stopBG context.CancelFunc
 
@@ -101,10 +111,15 @@ type Node struct {
 
 // Start brings a node up and returns once its control socket accepts calls.
 // On error everything it opened is closed again.
-func Start(ctx context.Context, cfg Config, d Deps) (_ *Node, err error) {
+func Start(ctx context.Context, cfg Config, d Deps) (*Node, error) {
+	return start(ctx, cfg, d, daemonComponents())
+}
+
+// start runs a node of the given components.
+func start(ctx context.Context, cfg Config, d Deps, comps []component) (_ *Node, err error) {
 	d = d.withDefaults()
 	n := &Node{
-		cfg: cfg, log: d.Logger, clock: d.Clock, notify: d.Notify,
+		cfg: cfg, log: d.Logger, clock: d.Clock, deps: d, notify: d.Notify,
 		gate: rpc.NewGate(), shutdownReq: make(chan struct{}), serveErr: make(chan error, 2),
 	}
 	defer func() {
@@ -112,7 +127,11 @@ func Start(ctx context.Context, cfg Config, d Deps) (_ *Node, err error) {
 			n.closeResources()
 		}
 	}()
-	startedAt := d.Clock.Now()
+	n.startedAt = d.Clock.Now()
+	// Wiring bugs fail before the data dir is touched.
+	if n.registry, err = collect(comps); err != nil {
+		return nil, err
+	}
 
 	if err := prepareDataDir(cfg.DataDir); err != nil {
 		return nil, err
@@ -133,94 +152,29 @@ func Start(ctx context.Context, cfg Config, d Deps) (_ *Node, err error) {
 	if err := refuseDamagedDataDir(cfg.DataDir, st); err != nil {
 		return nil, err
 	}
-	keys, auth, j, founded, err := openIdentity(ctx, cfg, d, n.log, st.empty())
-	if err != nil {
+	n.mayFound = st.empty()
+	if err := n.startComponents(ctx, comps); err != nil {
 		return nil, err
-	}
-	n.keys, n.journal, n.auth = keys, j, auth
-	signer := journal.NewKeySigner(keys.Device)
-	if founded {
-		n.log.Info("founded one-device authority", zap.Stringer("authority", auth))
-	}
-	defaultNS := core.AuthorityNamespace(auth)
-	objects := crdt.NewStore(n.journal, signer)
-
-	policy := budget.DefaultPolicy()
-	policy.Flow = budget.ClassLimits{Link: cfg.Budget.LinkLimit, Contact: cfg.Budget.ContactLimit, Group: cfg.Budget.GroupLimit}
-	n.ledger, err = budget.Open(ctx, n.journal, budget.Config{
-		Policy: policy, EpochDuration: time.Duration(cfg.Budget.Epoch), AuditNamespace: defaultNS,
-	}, signer, d.Clock, n.log.Named("budget"))
-	if err != nil {
-		return nil, fmt.Errorf("budget ledger: %w", err)
-	}
-	authz := transport.NewMemberAuthorizer(keys.DeviceID(), n.journal)
-	n.transport, err = transport.Start(ctx, keys.Device, transport.Config{
-		ListenAddrs: cfg.P2P.Listen, MDNS: cfg.P2P.MDNS, Relay: cfg.P2P.Relay, HolePunching: cfg.P2P.HolePunching,
-		ConnLow: cfg.P2P.ConnLow, ConnHigh: cfg.P2P.ConnHigh,
-	}, transport.Options{Logger: n.log.Named("transport"), Clock: d.Clock, Authorizer: authz, Charger: n.ledger.Charger()})
-	if err != nil {
-		return nil, err
-	}
-	pinger := transport.NewPinger(n.transport, authz)
-	// Sessions of the embedded protocols; the relay handler serves those
-	// marked for it, so they can be run from auractl.
-	embedded, err := protocols.All()
-	if err != nil {
-		return nil, fmt.Errorf("embedded protocols: %w", err)
-	}
-	n.sessions, err = session.New(ctx, session.Options{
-		Transport: n.transport, Journal: n.journal, Signer: signer, Namespace: defaultNS, Authorizer: authz,
-		Protocols: embedded, Clock: d.Clock, Rand: d.Rand, Logger: n.log.Named("choreo"),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("session runtime: %w", err)
-	}
-	n.sessions.RegisterRelay()
-	bgCtx, stopBG := context.WithCancel(context.Background())
-	n.stopBG = stopBG
-	n.bg.Add(1)
-	// Chains close every protocol epoch, whatever the budget period.
-	go n.sweepBudgets(bgCtx, budget.EpochLength)
-	if known, err := n.transport.LoadPeers(ctx, n.journal); err != nil {
-		return nil, fmt.Errorf("known peers: %w", err)
-	} else if len(known) > 0 {
-		n.log.Info("known peers loaded", zap.Int("peers", len(known)))
 	}
 
-	peerID, err := peerIDOf(keys)
-	if err != nil {
-		return nil, err
-	}
 	token, err := n.readToken()
 	if err != nil {
 		return nil, err
 	}
-	services := []interface{ Register(*grpc.Server) }{
-		noderpc.New(noderpc.Identity{
-			Device: keys.DeviceID(), PeerID: peerID.String(), Authority: auth, Version: buildinfo.Version(),
-			DataDir: cfg.DataDir, Socket: cfg.Socket, StartedAt: startedAt,
-		}, n, d.Clock),
-		journalrpc.New(n.journal, signer, defaultNS),
-		crdtrpc.New(objects, defaultNS),
-		peerrpc.New(n.transport, pinger, n.journal, d.Clock),
-		budgetrpc.New(n.ledger, keys.DeviceID()),
-		sessionrpc.New(n.sessions, keys.DeviceID()),
-	}
-	perms, err := rpc.Merge(rpc.StandardPermissions(), noderpc.Permissions(), journalrpc.Permissions(), crdtrpc.Permissions(),
-		peerrpc.Permissions(), budgetrpc.Permissions(), sessionrpc.Permissions())
+	svcs, err := gatherServices(n.started, n)
 	if err != nil {
 		return nil, err
 	}
 	n.grpc = grpc.NewServer(rpc.ServerOptions(rpc.Options{
-		Logger: n.log.Named("rpc"), Gate: n.gate, Permissions: perms, Tokens: token,
+		Logger: n.log.Named("rpc"), Gate: n.gate, Permissions: svcs.perms, Tokens: token,
 	})...)
-	for _, s := range services {
+	for _, s := range svcs.services {
 		s.Register(n.grpc)
 	}
 	n.health = health.NewServer()
 	healthpb.RegisterHealthServer(n.grpc, n.health)
 	reflection.Register(n.grpc)
-	if err := rpc.CheckPermissions(n.grpc, perms); err != nil {
+	if err := rpc.CheckPermissions(n.grpc, svcs.perms); err != nil {
 		return nil, err
 	}
 
@@ -231,10 +185,9 @@ func Start(ctx context.Context, cfg Config, d Deps) (_ *Node, err error) {
 		go func() { n.serveErr <- n.grpc.Serve(l) }()
 	}
 	n.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
-	n.bg.Add(1)
-	go n.watchJournal(bgCtx)
+	n.runLoops()
 	if err := writeReady(cfg.DataDir, ReadyInfo{
-		PID: os.Getpid(), Socket: cfg.Socket, DeviceID: keys.DeviceID().String(), PeerID: peerID.String(),
+		PID: os.Getpid(), Socket: cfg.Socket, DeviceID: n.keys.DeviceID().String(), PeerID: n.peerID.String(),
 		ListenAddrs: n.transport.Addrs(),
 	}); err != nil {
 		// Reads must still be served on a full disk; ready.json is a
@@ -244,8 +197,8 @@ func Start(ctx context.Context, cfg Config, d Deps) (_ *Node, err error) {
 	n.notify(daemon.SdNotifyReady)
 	n.log.Info("aurad ready",
 		zap.String("version", buildinfo.Version()),
-		zap.Stringer("device", keys.DeviceID()),
-		zap.Stringer("authority", auth),
+		zap.Stringer("device", n.keys.DeviceID()),
+		zap.Stringer("authority", n.auth),
 		zap.String("socket", cfg.Socket),
 		zap.Strings("p2p", n.transport.Addrs()),
 		zap.String("data_dir", cfg.DataDir))
@@ -380,20 +333,9 @@ func (n *Node) closeResources() {
 		n.stopBG()
 		n.bg.Wait()
 	}
-	// Sessions end (and tell their peers) while the transport still runs.
-	if n.sessions != nil {
-		_ = n.sessions.Close()
-	}
-	if n.transport != nil {
-		if err := n.transport.Shutdown(); err != nil {
-			n.log.Warn("closing libp2p host", zap.Error(err))
-		}
-	}
-	if n.journal != nil {
-		if err := n.journal.Close(); err != nil {
-			n.log.Warn("closing journal", zap.Error(err))
-		}
-	}
+	// Reverse start order: sessions end (and tell their peers) while the
+	// transport still runs; the journal, and bbolt with it, closes last.
+	n.stopComponents()
 	n.lock.release()
 }
 
@@ -416,26 +358,9 @@ func Run(ctx context.Context, cfg Config, d Deps) error {
 	return nil
 }
 
-// mergeValidators joins the validator sets of the subsystems. Two
-// subsystems claiming one fact type is a wiring bug that would otherwise
-// silently keep whichever came last, so it fails the start.
-func mergeValidators(sets ...map[string]journal.Validator) (map[string]journal.Validator, error) {
-	out := map[string]journal.Validator{}
-	for _, s := range sets {
-		for t, v := range s {
-			if _, dup := out[t]; dup {
-				return nil, fmt.Errorf("two subsystems register a validator for fact type %q: %w", t, core.ErrInternal)
-			}
-			out[t] = v
-		}
-	}
-	return out, nil
-}
-
 // watchJournal reports a journal that met damage as NOT_SERVING, so a
 // supervisor or load balancer sees it; reads of intact data go on.
 func (n *Node) watchJournal(ctx context.Context) {
-	defer n.bg.Done()
 	select {
 	case <-ctx.Done():
 	case <-n.journal.Failed():
@@ -446,7 +371,6 @@ func (n *Node) watchJournal(ctx context.Context) {
 // sweepBudgets closes quiet keys' epochs once an epoch, so their audit
 // summaries are written even when no further traffic rotates them.
 func (n *Node) sweepBudgets(ctx context.Context, epoch time.Duration) {
-	defer n.bg.Done()
 	t := time.NewTicker(epoch)
 	defer t.Stop()
 	for {

@@ -111,11 +111,11 @@ func Salvage(ctx context.Context, cfg Config, from string, d Deps, progress func
 
 	partial := filepath.Join(to, JournalFileName+".salvage")
 	_ = os.Remove(partial) // left by an interrupted salvage
-	opts, err := journalOptions(cfg, partial, d, d.Logger)
+	reg, err := daemonRegistry()
 	if err != nil {
 		return nil, err
 	}
-	j, err := journal.Open(ctx, opts)
+	j, err := journal.Open(ctx, journalOptions(cfg, partial, d, d.Logger, reg))
 	if err != nil {
 		return nil, err
 	}

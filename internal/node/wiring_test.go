@@ -2,24 +2,23 @@ package node
 
 import (
 	"testing"
-
-	"github.com/aura-p2p/aura/internal/budget"
-	"github.com/aura-p2p/aura/internal/crdt"
-	"github.com/aura-p2p/aura/internal/journal"
-	"github.com/aura-p2p/aura/internal/session"
 )
 
-func TestValidatorsRegisteredTwiceFailTheStart(t *testing.T) {
-	ok := func(*journal.SignedFact) error { return nil }
-	if _, err := mergeValidators(map[string]journal.Validator{"app.a/v1": ok}, map[string]journal.Validator{"app.b/v1": ok}); err != nil {
-		t.Fatalf("distinct types: %v", err)
-	}
-	_, err := mergeValidators(map[string]journal.Validator{"app.a/v1": ok}, map[string]journal.Validator{"app.a/v1": ok})
-	if err == nil {
-		t.Fatal("a type registered twice was accepted")
-	}
-	// The daemon's own subsystems claim disjoint types.
-	if _, err := mergeValidators(crdt.Validators(), budget.Validators(), session.Validators()); err != nil {
+// The daemon's own components claim disjoint names, fact types, reducers and
+// membership kinds, and every validator and reducer reaches the journal.
+func TestDaemonComponentsAreDisjoint(t *testing.T) {
+	comps := daemonComponents()
+	reg, err := collect(comps)
+	if err != nil {
 		t.Fatal(err)
+	}
+	want, reducers := 0, 0
+	for _, c := range comps {
+		want += len(c.validators)
+		reducers += len(c.reducers)
+	}
+	if len(reg.validators) != want || len(reg.reducers) != reducers || want == 0 || reducers == 0 {
+		t.Fatalf("registry has %d validators, %d reducers; components declare %d, %d",
+			len(reg.validators), len(reg.reducers), want, reducers)
 	}
 }
