@@ -53,9 +53,11 @@ type Journal interface {
 	ViewExt(ctx context.Context, owner string, fn func(b *bbolt.Bucket) error) error
 }
 
-// Allower registers message types with the capability step.
+// Allower registers message types, and the capabilities they may claim, with
+// the capability step.
 type Allower interface {
 	Allow(msgType string, classes ...core.Class)
+	Grant(msgType string, capabilities ...string)
 }
 
 // Info is what a handler learns about the session it serves. Roles is
@@ -96,7 +98,8 @@ type Options struct {
 	Signer    journal.Signer
 	Namespace core.Namespace
 	// Authorizer, if set, is told the runtime's message types for link,
-	// contact and group contexts.
+	// contact and group contexts, and that TypeMsg may claim every capability
+	// the protocols' guard_capability annotations name.
 	Authorizer Allower
 	// Protocols the runtime can run: the embedded ones, in aurad.
 	Protocols []*choreo.Projection
@@ -217,6 +220,12 @@ func New(ctx context.Context, o Options) (*Runtime, error) {
 		for _, t := range MessageTypes() {
 			o.Authorizer.Allow(t, core.ClassLink, core.ClassContact, core.ClassGroup)
 		}
+		// Until capability tokens arrive, membership of a context grants
+		// every capability a protocol's sends name: the role a device plays
+		// is settled by the session, not by the capability step.
+		for _, pe := range rt.protos {
+			o.Authorizer.Grant(TypeMsg, guardCapabilities(pe.p)...)
+		}
 	}
 	o.Transport.Handle(ProtocolSession, rt.receive)
 	return rt, nil
@@ -276,4 +285,39 @@ func (rt *Runtime) Close() error {
 	rt.watches = map[*Watch]struct{}{}
 	rt.mu.Unlock()
 	return nil
+}
+
+// guardCapabilities lists the capabilities the sends of p name, in any role.
+func guardCapabilities(p *choreo.Projection) []string {
+	var caps []string
+	var walk func(l choreo.Local)
+	walk = func(l choreo.Local) {
+		switch l := l.(type) {
+		case *choreo.Send:
+			if l.Ann.GuardCapability != "" {
+				caps = append(caps, l.Ann.GuardCapability)
+			}
+			walk(l.Cont)
+		case *choreo.Recv:
+			walk(l.Cont)
+		case *choreo.Select:
+			for _, a := range l.Arms {
+				if a.Send != nil {
+					walk(a.Send)
+				}
+			}
+		case *choreo.Branch:
+			for _, a := range l.Arms {
+				if a != nil {
+					walk(a)
+				}
+			}
+		case *choreo.Rec:
+			walk(l.Body)
+		}
+	}
+	for _, r := range p.Roles {
+		walk(r.Type)
+	}
+	return caps
 }

@@ -454,8 +454,11 @@ func TestJoinRefusals(t *testing.T) {
 		t.Fatalf("C joined: %v", err)
 	}
 
-	// A protocol whose text differs on the other side: hash mismatch.
-	_, ps, err := choreo.Load([]byte(`#[handler = "relay"] protocol Relay { roles: A, B, C; A -> B: Req; B -> C: Fwd; C -> A: Resp; }`))
+	// A protocol whose text differs on the other side: hash mismatch. It
+	// names the same capability, so the claim passes D's capability step and
+	// the session layer sees the header (TestUngrantedClaimIsDropped covers
+	// a version that does not).
+	_, ps, err := choreo.Load([]byte(`#[handler = "relay"] protocol Relay { roles: A, B, C; A[guard_capability = "demo:relay"] -> B: Req; B -> C: Fwd; C -> A: Resp; }`))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,23 +20,31 @@ var ErrNotMember = fmt.Errorf("not a member of the context: %w", core.ErrPermiss
 // ErrTypeNotAllowed: the message type may not travel in that class of context.
 var ErrTypeNotAllowed = fmt.Errorf("message type not allowed in this context: %w", core.ErrPermissionDenied)
 
+// ErrCapabilityDenied: the device does not hold the capability a message
+// claims (sending) or that its sender claimed for it (receiving). The receive
+// path counts these drops under their own reason.
+var ErrCapabilityDenied = fmt.Errorf("capability not held in this context: %w", core.ErrPermissionDenied)
+
 // MemberAuthorizer is the capability step until capability tokens arrive
-// (web of trust): a message may go to a member of its context, and only
-// message types registered for the context's class may travel. A link context
-// has exactly its two devices as members. Named capabilities are not checked
-// yet: membership is the only capability a device holds until the web-of-trust
-// issue brings tokens; that step will replace this authorizer.
+// (web of trust): a message may go to a member of its context, only message
+// types registered for the context's class may travel, and a named capability
+// is held only if the message's type grants it. Membership is thus the source
+// of every capability: a member of a context holds the capabilities of the
+// message types its class allows. The web-of-trust issue replaces this with
+// tokens carried in the envelope's capability field.
 type MemberAuthorizer struct {
 	self    core.DeviceID
 	members Members
 
-	mu    sync.RWMutex
-	types map[string][]core.Class
+	mu     sync.RWMutex
+	types  map[string][]core.Class
+	grants map[string]map[string]struct{} // message type -> capabilities
 }
 
-// NewMemberAuthorizer returns an authorizer with no message type allowed yet.
+// NewMemberAuthorizer returns an authorizer with no message type allowed and
+// no capability granted yet.
 func NewMemberAuthorizer(self core.DeviceID, m Members) *MemberAuthorizer {
-	return &MemberAuthorizer{self: self, members: m, types: map[string][]core.Class{}}
+	return &MemberAuthorizer{self: self, members: m, types: map[string][]core.Class{}, grants: map[string]map[string]struct{}{}}
 }
 
 // Allow lets messages of type t travel in contexts of the given classes.
@@ -46,26 +54,52 @@ func (a *MemberAuthorizer) Allow(t string, classes ...core.Class) {
 	a.types[t] = append(a.types[t], classes...)
 }
 
-// Authorize implements Authorizer for outgoing messages.
-func (a *MemberAuthorizer) Authorize(ctx context.Context, c core.ContextID, dst core.DeviceID, t, _ string) (core.Class, error) {
-	return a.check(ctx, c, dst, t)
+// Grant lets messages of type t claim the given capabilities: a member of a
+// context whose class allows t holds them for such messages. Granting to a
+// type no class allows grants nothing.
+func (a *MemberAuthorizer) Grant(t string, capabilities ...string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	g := a.grants[t]
+	if g == nil {
+		g = map[string]struct{}{}
+		a.grants[t] = g
+	}
+	for _, c := range capabilities {
+		if c != "" {
+			g[c] = struct{}{}
+		}
+	}
 }
 
-// AuthorizeIncoming implements Authorizer for received messages.
-func (a *MemberAuthorizer) AuthorizeIncoming(ctx context.Context, c core.ContextID, src core.DeviceID, t string) (core.Class, error) {
-	return a.check(ctx, c, src, t)
+// Authorize implements Authorizer for outgoing messages: this device must
+// hold capability ("" for none) to send a message of type t to dst.
+func (a *MemberAuthorizer) Authorize(ctx context.Context, c core.ContextID, dst core.DeviceID, t, capability string) (core.Class, error) {
+	return a.check(ctx, c, dst, t, capability)
 }
 
-func (a *MemberAuthorizer) check(ctx context.Context, c core.ContextID, peer core.DeviceID, t string) (core.Class, error) {
+// AuthorizeIncoming implements Authorizer for received messages: src must
+// hold the capability it claimed.
+func (a *MemberAuthorizer) AuthorizeIncoming(ctx context.Context, c core.ContextID, src core.DeviceID, t, capability string) (core.Class, error) {
+	return a.check(ctx, c, src, t, capability)
+}
+
+// check needs both devices to be members of c: the membership rule is
+// symmetric, so the sender's capabilities are the receiver's too.
+func (a *MemberAuthorizer) check(ctx context.Context, c core.ContextID, peer core.DeviceID, t, capability string) (core.Class, error) {
 	class, err := a.classOf(ctx, c, peer)
 	if err != nil {
 		return 0, err
 	}
 	a.mu.RLock()
 	allowed := slices.Contains(a.types[t], class)
+	_, granted := a.grants[t][capability]
 	a.mu.RUnlock()
 	if !allowed {
 		return 0, fmt.Errorf("%q in a %s context: %w", t, class, ErrTypeNotAllowed)
+	}
+	if capability != "" && !granted {
+		return 0, fmt.Errorf("%q for %q in a %s context: %w", capability, t, class, ErrCapabilityDenied)
 	}
 	return class, nil
 }

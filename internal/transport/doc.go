@@ -5,8 +5,9 @@
 // Every outgoing message goes through Send, which runs the guard chain in a
 // fixed order and stops, with no side effect, at the first step that denies:
 //
-//  1. capability: the destination is a member of the context and the message
-//     type may be sent there (Authorizer);
+//  1. capability: the destination is a member of the context, the message
+//     type may be sent there, and this device holds the capability the
+//     message names (Authorizer); the envelope carries that claim;
 //  2. flow budget: the cost is charged to (context, peer), persisted (Charger);
 //  3. journal coupling: the charge and the message's facts commit in one
 //     group-committed transaction (Charger, through the journal);
@@ -16,8 +17,9 @@
 // through the unexported wire interface that Send alone calls; a test counts
 // frames at that layer against recorded charges.
 //
-// Incoming frames are decoded, checked against the authenticated sender and the
-// receipt they carry (Charger.Accept: signature, epoch window, chain, the
+// Incoming frames are decoded, checked against the authenticated sender, the
+// capability it claims (dropped as capability_denied if it does not hold it)
+// and the receipt they carry (Charger.Accept: signature, epoch window, chain, the
 // limit this device grants the sender) before any handler sees them. A frame
 // that fails is dropped and counted per reason (a receipt on another epoch
 // schedule, ErrEpochSchedule, apart from other receipt failures); a peer that

@@ -14,11 +14,20 @@ import (
 
 // Limits on what a peer can make us read.
 const (
-	MaxPayload  = 64 << 10
-	MaxTypeLen  = 64
-	maxReceipt  = 512
-	MaxFrame    = MaxPayload + maxReceipt + 512
-	envelopeVer = 1
+	MaxPayload       = 64 << 10
+	MaxTypeLen       = 64
+	MaxCapabilityLen = 64
+	maxReceipt       = 512
+	MaxFrame         = MaxPayload + maxReceipt + 512
+)
+
+// Envelope versions. Version 2 adds the capability field; a frame without a
+// capability is still written as version 1, byte for byte as before, so that
+// peers built before capabilities travelled keep reading it, and refuse a
+// frame with one as "envelope version 2" rather than as garbage.
+const (
+	envelopeV1 = 1
+	envelopeV2 = 2
 )
 
 // Envelope is one message on the wire. The receipt proves the sender paid
@@ -38,11 +47,16 @@ type Envelope struct {
 	// receipt chain reaches the receiver in order.
 	Protocol string
 	Type     string
-	Receipt  []byte
-	Payload  []byte
+	// Capability is what the sender claims to hold for the message ("" for
+	// none): a capability name now, a capability token once the web of trust
+	// brings them.
+	Capability string
+	Receipt    []byte
+	Payload    []byte
 }
 
-// Field numbers; every field is written, in this order.
+// Field numbers, written in this order: every field up to fPayload always,
+// fCapability exactly when the envelope has a capability (version 2).
 const (
 	fVersion protowire.Number = iota + 1
 	fContext
@@ -55,6 +69,7 @@ const (
 	fType
 	fReceipt
 	fPayload
+	fCapability
 )
 
 // ErrBadFrame wraps every decoding failure of peer bytes.
@@ -62,9 +77,13 @@ var ErrBadFrame = fmt.Errorf("bad frame: %w", core.ErrInvalidArgument)
 
 // Encode returns the canonical encoding.
 func (e *Envelope) Encode() []byte {
-	b := make([]byte, 0, 160+len(e.Type)+len(e.Receipt)+len(e.Payload))
+	b := make([]byte, 0, 160+len(e.Type)+len(e.Capability)+len(e.Receipt)+len(e.Payload))
+	ver := uint64(envelopeV1)
+	if e.Capability != "" {
+		ver = envelopeV2
+	}
 	b = protowire.AppendTag(b, fVersion, protowire.VarintType)
-	b = protowire.AppendVarint(b, envelopeVer)
+	b = protowire.AppendVarint(b, ver)
 	b = appendBytes(b, fContext, e.Context[:])
 	b = appendBytes(b, fSrc, e.Src[:])
 	b = appendBytes(b, fDst, e.Dst[:])
@@ -77,7 +96,11 @@ func (e *Envelope) Encode() []byte {
 	b = appendBytes(b, fProtocol, []byte(e.Protocol))
 	b = appendBytes(b, fType, []byte(e.Type))
 	b = appendBytes(b, fReceipt, e.Receipt)
-	return appendBytes(b, fPayload, e.Payload)
+	b = appendBytes(b, fPayload, e.Payload)
+	if e.Capability != "" {
+		b = appendBytes(b, fCapability, []byte(e.Capability))
+	}
+	return b
 }
 
 func appendBytes(b []byte, n protowire.Number, v []byte) []byte {
@@ -93,7 +116,8 @@ func DecodeEnvelope(b []byte) (*Envelope, error) {
 	}
 	var e Envelope
 	off := 0
-	for want := fVersion; want <= fPayload; want++ {
+	last := fPayload
+	for want := fVersion; want <= last; want++ {
 		num, typ, n := protowire.ConsumeTag(b[off:])
 		if n < 0 || n != protowire.SizeTag(num) || num != want {
 			return bad("field %d missing or out of order", want)
@@ -110,7 +134,11 @@ func DecodeEnvelope(b []byte) (*Envelope, error) {
 			off += n
 			switch want {
 			case fVersion:
-				if v != envelopeVer {
+				switch v {
+				case envelopeV1:
+				case envelopeV2:
+					last = fCapability
+				default:
 					return bad("envelope version %d", v)
 				}
 			case fEpoch:
@@ -166,6 +194,13 @@ func DecodeEnvelope(b []byte) (*Envelope, error) {
 				return bad("payload of %d bytes", len(v))
 			}
 			e.Payload = v
+		case fCapability:
+			// Version 2 exists for the capability: an empty one is written
+			// as version 1, so only a non-empty one is canonical here.
+			if len(v) == 0 || len(v) > MaxCapabilityLen {
+				return bad("capability of %d bytes", len(v))
+			}
+			e.Capability = string(v)
 		}
 	}
 	if off != len(b) {

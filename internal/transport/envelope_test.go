@@ -21,15 +21,55 @@ func sampleEnvelope() *Envelope {
 	}
 }
 
-func TestEnvelopeRoundTrip(t *testing.T) {
+func sampleClaim() *Envelope {
 	e := sampleEnvelope()
-	b := e.Encode()
-	got, err := DecodeEnvelope(b)
-	if err != nil {
-		t.Fatal(err)
+	e.Capability = "transport:ping"
+	return e
+}
+
+func TestEnvelopeRoundTrip(t *testing.T) {
+	for name, e := range map[string]*Envelope{"no capability": sampleEnvelope(), "capability": sampleClaim()} {
+		t.Run(name, func(t *testing.T) {
+			b := e.Encode()
+			got, err := DecodeEnvelope(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got.Encode(), b) || got.Type != "ping" || got.Seq != 9 || string(got.Payload) != "payload" || got.Capability != e.Capability {
+				t.Fatalf("round trip: %+v", got)
+			}
+		})
 	}
-	if !bytes.Equal(got.Encode(), b) || got.Type != "ping" || got.Seq != 9 || string(got.Payload) != "payload" {
-		t.Fatalf("round trip: %+v", got)
+}
+
+// An envelope without a capability is encoded exactly as before capabilities
+// travelled (version 1, no capability field), so older peers keep reading it;
+// one with a capability is version 2 and ends with the capability field.
+func TestEnvelopeCapabilityEncoding(t *testing.T) {
+	// The version 1 encoding of sampleEnvelope, as written before field 12.
+	v1 := []byte{0x08, 0x01, 0x12, 0x20, 0x01}
+	v1 = append(v1, make([]byte, 31)...)
+	v1 = append(v1, 0x1a, 0x20, 0x02)
+	v1 = append(v1, make([]byte, 31)...)
+	v1 = append(v1, 0x22, 0x20, 0x03)
+	v1 = append(v1, make([]byte, 31)...)
+	v1 = append(v1, 0x28, 0x07, 0x30, 0x09, 0x38, 0x01)
+	v1 = append(v1, 0x42, 0x0c)
+	v1 = append(v1, "/aura/ping/1"...)
+	v1 = append(v1, 0x4a, 0x04)
+	v1 = append(v1, "ping"...)
+	v1 = append(v1, 0x52, 0x07)
+	v1 = append(v1, "receipt"...)
+	v1 = append(v1, 0x5a, 0x07)
+	v1 = append(v1, "payload"...)
+	if got := sampleEnvelope().Encode(); !bytes.Equal(got, v1) {
+		t.Fatalf("version 1 encoding changed:\n got %x\nwant %x", got, v1)
+	}
+	v2 := append([]byte{0x08, 0x02}, v1[2:]...)
+	v2 = append(v2, 0x62, 0x0e)
+	v2 = append(v2, "transport:ping"...)
+	if got := sampleClaim().Encode(); !bytes.Equal(got, v2) {
+		t.Fatalf("version 2 encoding:\n got %x\nwant %x", got, v2)
 	}
 }
 
@@ -40,14 +80,26 @@ func TestDecodeEnvelopeRejects(t *testing.T) {
 	noType := sampleEnvelope()
 	noType.Type = ""
 	for name, b := range map[string][]byte{
-		"empty":         nil,
-		"truncated":     good[:len(good)-1],
-		"trailing":      append(bytes.Clone(good), 0),
-		"oversized":     big.Encode(),
-		"empty type":    noType.Encode(),
-		"wrong version": append([]byte{0x08, 0x02}, good[2:]...),
-		"no protocol":   func() []byte { e := sampleEnvelope(); e.Protocol = ""; return e.Encode() }(),
-		"overlong tag":  append([]byte{0x88, 0x00}, good[1:]...),
+		"empty":                 nil,
+		"truncated":             good[:len(good)-1],
+		"trailing":              append(bytes.Clone(good), 0),
+		"oversized":             big.Encode(),
+		"empty type":            noType.Encode(),
+		"wrong version":         append([]byte{0x08, 0x03}, good[2:]...),
+		"v2 without capability": append([]byte{0x08, 0x02}, good[2:]...),
+		"v2 empty capability":   append(append([]byte{0x08, 0x02}, good[2:]...), 0x62, 0x00),
+		"v1 with capability":    append(bytes.Clone(good), 0x62, 0x01, 'x'),
+		"capability too long": func() []byte {
+			e := sampleEnvelope()
+			e.Capability = string(make([]byte, MaxCapabilityLen+1))
+			return e.Encode()
+		}(),
+		"capability wrong type": append(append([]byte{0x08, 0x02}, good[2:]...), 0x60, 0x01),
+		"capability overlong":   append(append([]byte{0x08, 0x02}, good[2:]...), 0x62, 0x81, 0x00, 'x'),
+		"capability truncated":  append(append([]byte{0x08, 0x02}, good[2:]...), 0x62, 0x05, 'x'),
+		"claim trailing":        append(sampleClaim().Encode(), 0),
+		"no protocol":           func() []byte { e := sampleEnvelope(); e.Protocol = ""; return e.Encode() }(),
+		"overlong tag":          append([]byte{0x88, 0x00}, good[1:]...),
 	} {
 		if _, err := DecodeEnvelope(b); !errors.Is(err, ErrBadFrame) {
 			t.Errorf("%s: %v", name, err)
@@ -108,6 +160,7 @@ func TestMisbehaviourBacksOffAndGrows(t *testing.T) {
 
 func FuzzDecodeEnvelope(f *testing.F) {
 	f.Add(sampleEnvelope().Encode())
+	f.Add(sampleClaim().Encode())
 	f.Add([]byte{0x08, 0x01})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		e, err := DecodeEnvelope(b)
@@ -123,6 +176,8 @@ func FuzzDecodeEnvelope(f *testing.F) {
 func FuzzReadFrame(f *testing.F) {
 	var buf bytes.Buffer
 	writeFrame(&buf, sampleEnvelope().Encode())
+	f.Add(buf.Bytes())
+	writeFrame(&buf, sampleClaim().Encode())
 	f.Add(buf.Bytes())
 	writeFrame(&buf, []byte("second"))
 	f.Add(buf.Bytes())

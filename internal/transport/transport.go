@@ -26,8 +26,10 @@ import (
 // returns the context's class.
 type Authorizer interface {
 	Authorize(ctx context.Context, c core.ContextID, dst core.DeviceID, msgType, capability string) (core.Class, error)
-	// AuthorizeIncoming checks a message received from src.
-	AuthorizeIncoming(ctx context.Context, c core.ContextID, src core.DeviceID, msgType string) (core.Class, error)
+	// AuthorizeIncoming checks a message received from src, which claimed
+	// capability for it ("" for none). A claim src does not hold is refused
+	// with an error wrapping ErrCapabilityDenied.
+	AuthorizeIncoming(ctx context.Context, c core.ContextID, src core.DeviceID, msgType, capability string) (core.Class, error)
 }
 
 // Charge is what the guard chain asks the budget ledger to charge and commit.
@@ -66,7 +68,8 @@ type Message struct {
 	Context  core.ContextID
 	To       core.DeviceID
 	Type     string
-	// Capability the sender must hold in the context ("" for none).
+	// Capability the sender must hold in the context ("" for none); it
+	// travels in the envelope, and the receiver checks the claim too.
 	Capability string
 	Cost       uint64
 	Leakage    core.Leakage
@@ -82,7 +85,9 @@ type Incoming struct {
 	Class    core.Class
 	Epoch    core.Epoch
 	Type     string
-	Payload  []byte
+	// Capability the sender claimed and the receiver found it holds.
+	Capability string
+	Payload    []byte
 }
 
 // Handler consumes incoming messages of one protocol, in the order the sender
@@ -117,6 +122,9 @@ const (
 	DropNoHandler    = "no_handler"
 	// DropEpochSchedule: a receipt refused with ErrEpochSchedule.
 	DropEpochSchedule = "epoch_schedule_mismatch"
+	// DropCapabilityDenied: the sender claimed a capability it does not hold
+	// (ErrCapabilityDenied).
+	DropCapabilityDenied = "capability_denied"
 )
 
 // Transport owns the host and the guard chain.
@@ -217,6 +225,9 @@ func (t *Transport) Send(ctx context.Context, m Message) error {
 	if len(m.Type) == 0 || len(m.Type) > MaxTypeLen {
 		return fmt.Errorf("message type %q: %w", m.Type, core.ErrInvalidArgument)
 	}
+	if len(m.Capability) > MaxCapabilityLen {
+		return fmt.Errorf("capability of %d bytes, limit %d: %w", len(m.Capability), MaxCapabilityLen, core.ErrInvalidArgument)
+	}
 	pid, err := PeerID(m.To)
 	if err != nil {
 		return err
@@ -238,7 +249,7 @@ func (t *Transport) Send(ctx context.Context, m Message) error {
 	// order, but the goroutines that made them may wake in any order.
 	env := Envelope{
 		Context: m.Context, Src: t.self, Dst: m.To, Epoch: r.Epoch, Seq: r.Nonce,
-		Cost: m.Cost, Protocol: string(m.Protocol), Type: m.Type, Receipt: r.Raw, Payload: m.Payload,
+		Cost: m.Cost, Protocol: string(m.Protocol), Type: m.Type, Capability: m.Capability, Receipt: r.Raw, Payload: m.Payload,
 	}
 	chain := chainKey{context: m.Context, peer: m.To, epoch: r.Epoch}
 	if !t.seq.wait(chain, r.Nonce, func() uint64 { return t.charger.ChainStart(m.Context, m.To, r.Epoch) }) {
@@ -302,9 +313,13 @@ func (t *Transport) accept(remote peer.ID, from core.DeviceID, frame []byte) boo
 		return false
 	}
 	ctx := t.ctx
-	class, err := t.authz.AuthorizeIncoming(ctx, env.Context, from, env.Type)
+	class, err := t.authz.AuthorizeIncoming(ctx, env.Context, from, env.Type, env.Capability)
 	if err != nil {
-		t.drop(remote, DropUnauthorized, err)
+		reason := DropUnauthorized
+		if errors.Is(err, ErrCapabilityDenied) {
+			reason = DropCapabilityDenied
+		}
+		t.drop(remote, reason, err)
 		return false
 	}
 	if err := t.charger.Accept(ctx, env, class); err != nil {
@@ -326,7 +341,7 @@ func (t *Transport) accept(remote peer.ID, from core.DeviceID, frame []byte) boo
 	t.recv.Add(1)
 	// The envelope aliases the read buffer, which the next frame reuses.
 	payload := append([]byte(nil), env.Payload...)
-	h(ctx, Incoming{Protocol: proto, Context: env.Context, From: from, Class: class, Epoch: env.Epoch, Type: env.Type, Payload: payload})
+	h(ctx, Incoming{Protocol: proto, Context: env.Context, From: from, Class: class, Epoch: env.Epoch, Type: env.Type, Capability: env.Capability, Payload: payload})
 	return true
 }
 

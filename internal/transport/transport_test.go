@@ -124,7 +124,12 @@ func linkPolicy(limit uint64) budget.Policy {
 }
 
 func (n *tnode) send(ctx context.Context, to core.DeviceID, typ string, payload []byte) error {
-	return n.tr.Send(ctx, transport.Message{Protocol: protoTest, Context: core.LinkContext(n.dev, to), To: to, Type: typ, Cost: 1, Payload: payload})
+	return n.sendClaim(ctx, to, typ, "", payload)
+}
+
+// sendClaim sends a message claiming capability.
+func (n *tnode) sendClaim(ctx context.Context, to core.DeviceID, typ, capability string, payload []byte) error {
+	return n.tr.Send(ctx, transport.Message{Protocol: protoTest, Context: core.LinkContext(n.dev, to), To: to, Type: typ, Capability: capability, Cost: 1, Payload: payload})
 }
 
 // The guard chain is the only way out: under concurrency, budget denials and
@@ -149,11 +154,14 @@ func TestNoFrameWithoutACharge(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := range 40 {
-				typ := "msg"
-				if (w+i)%7 == 0 {
+				typ, claim := "msg", ""
+				switch {
+				case (w+i)%7 == 0:
 					typ = "not-allowed" // refused at the capability step
+				case (w+i)%11 == 0:
+					claim = "not:granted" // so is a capability not held
 				}
-				err := a.send(ctx, b.dev, typ, []byte{byte(i)})
+				err := a.sendClaim(ctx, b.dev, typ, claim, []byte{byte(i)})
 				switch {
 				case err == nil:
 					ok.Add(1)
@@ -488,6 +496,137 @@ func TestFrameFromWrongSenderIsDropped(t *testing.T) {
 				case <-ctx.Done():
 					t.Fatalf("frame neither dropped nor delivered: %+v", st)
 				case <-time.After(10 * time.Millisecond):
+				}
+			}
+		})
+	}
+}
+
+// A capability the sender does not hold is refused at the capability step:
+// no charge, nothing on the wire.
+func TestSendClaimingUngrantedCapabilityIsRefusedBeforeCharging(t *testing.T) {
+	a, b := newTNode(t, linkPolicy(100)), newTNode(t, linkPolicy(100))
+	var frames atomic.Int64
+	transport.WrapWire(a.tr, func(next transport.WireFunc) transport.WireFunc {
+		return func(ctx context.Context, to peer.ID, frame []byte) error {
+			frames.Add(1)
+			return next(ctx, to, frame)
+		}
+	})
+	connect(t, a, b)
+	a.authz.Grant("msg", "demo:granted")
+	ctx := context.Background()
+	err := a.sendClaim(ctx, b.dev, "msg", "demo:other", []byte("x"))
+	if !errors.Is(err, transport.ErrCapabilityDenied) || !errors.Is(err, core.ErrPermissionDenied) {
+		t.Fatalf("got %v, want a capability denial", err)
+	}
+	if es, _ := a.l.List(ctx); len(es) != 0 || frames.Load() != 0 {
+		t.Fatalf("a refused send left budget state %+v and %d frames", es, frames.Load())
+	}
+	// Too long to be a capability is bad input, refused as such.
+	long := string(make([]byte, transport.MaxCapabilityLen+1))
+	if err := a.sendClaim(ctx, b.dev, "msg", long, nil); !errors.Is(err, core.ErrInvalidArgument) {
+		t.Fatalf("oversized capability: %v", err)
+	}
+	// The granted one goes through, and the receiver, granting it too, sees
+	// the claim.
+	b.authz.Grant("msg", "demo:granted")
+	if err := a.sendClaim(ctx, b.dev, "msg", "demo:granted", []byte("y")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-b.seen:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("granted claim not delivered: %+v", b.tr.Stats())
+	}
+	b.mu.Lock()
+	got := b.got[0]
+	b.mu.Unlock()
+	if got.Capability != "demo:granted" || string(got.Payload) != "y" {
+		t.Fatalf("received %+v", got)
+	}
+}
+
+// A capability claimed on the wire that the sender does not hold, as the
+// receiver's own rules see it, is dropped before the budget check and counted
+// as a capability denial.
+func TestClaimOfCapabilityNotHeldIsDropped(t *testing.T) {
+	tests := []struct {
+		name string
+		// claim is what a sends with, through its guard chain.
+		claim string
+		// forge rewrites the paid frame before it reaches b.
+		forge func(t *testing.T, frame []byte) []byte
+	}{
+		{"claim forged on the wire", "", func(t *testing.T, frame []byte) []byte {
+			e, err := transport.DecodeEnvelope(frame)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.Capability = "admin:everything"
+			return e.Encode()
+		}},
+		{"claim the receiver does not grant", "demo:sender-only", func(_ *testing.T, frame []byte) []byte { return frame }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			a, b := newTNode(t, linkPolicy(100)), newTNode(t, linkPolicy(100))
+			a.authz.Grant("msg", "demo:sender-only")
+			var mu sync.Mutex
+			var held []byte
+			transport.WrapWire(a.tr, func(next transport.WireFunc) transport.WireFunc {
+				a.raw = next
+				return func(_ context.Context, _ peer.ID, frame []byte) error {
+					mu.Lock()
+					held = append([]byte(nil), frame...)
+					mu.Unlock()
+					return nil
+				}
+			})
+			connect(t, a, b)
+			if err := a.sendClaim(ctx, b.dev, "msg", tc.claim, []byte("claimed")); err != nil {
+				t.Fatal(err)
+			}
+			mu.Lock()
+			frame := held
+			mu.Unlock()
+			if frame == nil {
+				t.Fatal("no frame reached the stream layer")
+			}
+			bid, _ := transport.PeerID(b.dev)
+			if err := a.raw(ctx, bid, tc.forge(t, frame)); err != nil {
+				t.Fatal(err)
+			}
+			for {
+				st := b.tr.Stats()
+				var dropped uint64
+				for _, n := range st.Dropped {
+					dropped += n
+				}
+				if dropped > 0 || b.received() > 0 {
+					if st.Dropped[transport.DropCapabilityDenied] != 1 || dropped != 1 || b.received() != 0 {
+						t.Fatalf("dropped %v, delivered %d; want one %s drop", st.Dropped, b.received(), transport.DropCapabilityDenied)
+					}
+					break
+				}
+				select {
+				case <-ctx.Done():
+					t.Fatalf("frame neither dropped nor delivered: %+v", st)
+				case <-time.After(10 * time.Millisecond):
+				}
+			}
+			// The drop happened before the receipt check: the honest frame,
+			// with the receipt the forged one carried, is still accepted.
+			if tc.claim == "" {
+				if err := a.raw(ctx, bid, frame); err != nil {
+					t.Fatal(err)
+				}
+				select {
+				case <-b.seen:
+				case <-ctx.Done():
+					t.Fatalf("honest frame not delivered: %+v", b.tr.Stats())
 				}
 			}
 		})
