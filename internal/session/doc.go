@@ -11,8 +11,10 @@
 //
 // A Runtime (runtime.go: its options and lifecycle) runs one goroutine and
 // one Machine per session on each device (loop.go). Every send goes through
-// Transport.Send with its annotations: capability, flow cost, and a TypeFact
-// per journal_facts committed with the charge (send.go, facts.go). Every
+// Transport.Send with its annotations: capability, flow cost, and the facts
+// committed with the charge: those the handler attaches, in any namespace
+// the device is a member of, or else a TypeFact per journal_facts (send.go,
+// facts.go). Every
 // receive is checked against the machine (receive.go), and anything else
 // ends the session with a typed AbortReason that the device noticing it
 // sends to the other participants (abort.go). The first message to each

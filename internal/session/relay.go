@@ -7,6 +7,7 @@ import (
 
 	"github.com/aura-p2p/aura/internal/choreo"
 	"github.com/aura-p2p/aura/internal/core"
+	"github.com/aura-p2p/aura/internal/journal"
 )
 
 // Relay is the built-in handler for protocols without application meaning:
@@ -35,8 +36,8 @@ func (Relay) Choose(_ context.Context, s Info, branches []choreo.Action) (string
 	return branches[0].Branch, nil
 }
 
-func (Relay) Send(_ context.Context, s Info, a choreo.Action) ([]byte, error) {
-	return fmt.Appendf(nil, "%s from %s, step %d", a.Label, s.Role, s.Step+1), nil
+func (Relay) Send(_ context.Context, s Info, a choreo.Action) ([]byte, []journal.Draft, error) {
+	return fmt.Appendf(nil, "%s from %s, step %d", a.Label, s.Role, s.Step+1), nil, nil
 }
 
 func (Relay) Receive(context.Context, Info, choreo.Action, []byte) error { return nil }

@@ -46,9 +46,11 @@ type Transport interface {
 }
 
 // Journal is what the runtime needs from the fact store: signing the facts a
-// send commits, and its own extension bucket for session records.
+// send commits, checking that this device may author them, and its own
+// extension bucket for session records.
 type Journal interface {
 	SignLocal(signer journal.Signer, d journal.Draft) (*journal.SignedFact, error)
+	Members(ctx context.Context, ns core.Namespace) ([]core.DeviceID, error)
 	Commit(ctx context.Context, t journal.Txn) ([]journal.Committed, error)
 	ViewExt(ctx context.Context, owner string, fn func(b *bbolt.Bucket) error) error
 }
@@ -82,8 +84,17 @@ type Handler interface {
 	// Choose picks the branch of a choice this role decides: one of the
 	// Branch labels of branches.
 	Choose(ctx context.Context, s Info, branches []choreo.Action) (string, error)
-	// Send returns the payload of message a.
-	Send(ctx context.Context, s Info, a choreo.Action) ([]byte, error)
+	// Send returns the payload of message a, and the facts that commit with
+	// it: the runtime signs each draft as this device (assigning its
+	// lamport, so a draft leaves Lamport zero) and commits them in the
+	// transaction of the message's flow charge, so the facts are durable
+	// if and only if the message is paid for (and so sent). A draft may name
+	// any namespace this device is a member of. A fact the journal refuses
+	// (its type's validator, or a namespace this device is not a member
+	// of) aborts the session with AbortHandler before anything is charged.
+	// With no facts, a message annotated journal_facts commits the
+	// runtime's own TypeFact in the device's namespace instead.
+	Send(ctx context.Context, s Info, a choreo.Action) (payload []byte, facts []journal.Draft, err error)
 	// Receive consumes the payload of message a.
 	Receive(ctx context.Context, s Info, a choreo.Action, payload []byte) error
 }
@@ -123,6 +134,7 @@ const (
 // Internal limits.
 const (
 	maxInbox      = 1024 // queued messages per session before it is cut off
+	maxSendFacts  = 16   // facts a handler may attach to one message
 	abortTimeout  = 2 * time.Second
 	maxTombstones = 1024
 	maxReplies    = 16 // concurrent out-of-session abort replies

@@ -10,6 +10,7 @@ import (
 
 	"github.com/aura-p2p/aura/internal/choreo"
 	"github.com/aura-p2p/aura/internal/core"
+	"github.com/aura-p2p/aura/internal/journal"
 	"github.com/aura-p2p/aura/internal/session"
 	"github.com/aura-p2p/aura/internal/transport"
 )
@@ -29,8 +30,8 @@ func (s *streamer) Choose(_ context.Context, info session.Info, _ []choreo.Actio
 	return "Stop", nil
 }
 
-func (s *streamer) Send(context.Context, session.Info, choreo.Action) ([]byte, error) {
-	return make([]byte, 32), nil
+func (s *streamer) Send(context.Context, session.Info, choreo.Action) ([]byte, []journal.Draft, error) {
+	return make([]byte, 32), nil, nil
 }
 
 // The runtime's cost per message against a bare guarded Transport.Send, in the

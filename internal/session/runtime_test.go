@@ -107,6 +107,7 @@ func newRNode(t testing.TB, cfg nodeConfig) *rnode {
 	for k, v := range session.Validators() {
 		validators[k] = v
 	}
+	validators[typeCeremony] = validateCeremony
 	j, err := journal.Open(ctx, journal.Options{Path: filepath.Join(t.TempDir(), "j.db"), Validators: validators, NoSync: !cfg.sync})
 	if err != nil {
 		t.Fatal(err)
@@ -357,13 +358,13 @@ func newGate(label string) *gate {
 	return &gate{label: label, reached: make(chan struct{}), release: make(chan struct{})}
 }
 
-func (g *gate) Send(ctx context.Context, s session.Info, a choreo.Action) ([]byte, error) {
+func (g *gate) Send(ctx context.Context, s session.Info, a choreo.Action) ([]byte, []journal.Draft, error) {
 	if a.Label == g.label {
 		g.once.Do(func() { close(g.reached) })
 		select {
 		case <-g.release:
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return nil, nil, ctx.Err()
 		}
 	}
 	return g.Relay.Send(ctx, s, a)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"go.uber.org/zap"
 
@@ -86,21 +87,16 @@ func (s *session) send(next []choreo.Action) error {
 		s.info.Decisions++
 	}
 	ctx, cancel := s.stepContext()
-	payload, err := s.handler.Send(ctx, s.info, a)
+	payload, drafts, err := s.handler.Send(ctx, s.info, a)
 	cancel()
 	if err != nil {
 		return s.handlerFailure("send "+a.Label, err)
 	}
 	dev := s.hdr.Roles[a.Peer]
 	step := uint64(s.info.Step + 1)
-	var facts []*journal.SignedFact
-	if a.Ann.JournalFacts != "" {
-		sf := SessionFact{Session: s.info.ID, Protocol: s.info.Protocol, Fact: a.Ann.JournalFacts, Label: a.Label, Role: s.info.Role, Step: step}
-		fact, err := s.rt.o.Journal.SignLocal(s.rt.o.Signer, journal.Draft{Namespace: s.rt.o.Namespace, TypeID: TypeFact, Payload: sf.Encode()})
-		if err != nil {
-			return &AbortReason{Code: AbortHandler, By: s.info.Role, Detail: "journal fact " + a.Ann.JournalFacts + ": " + err.Error()}
-		}
-		facts = []*journal.SignedFact{fact}
+	facts, err := s.sendFacts(a, step, drafts)
+	if err != nil {
+		return err
 	}
 	f := frame{Session: s.info.ID, Label: a.Label, From: s.info.Role, To: a.Peer, Step: step, Payload: payload}
 	if err := s.transmit(dev, TypeMsg, a.Ann.GuardCapability, uint64(a.Ann.FlowCost), facts, &f); err != nil {
@@ -113,4 +109,63 @@ func (s *session) send(next []choreo.Action) error {
 	}
 	s.stepped(StepSent, a, len(payload))
 	return nil
+}
+
+// sendFacts signs the facts that commit with message a: the handler's, or
+// else the runtime's own TypeFact when a is annotated journal_facts. Every
+// check the journal can make before the commit is made here, so a bad fact
+// ends the session as the handler's failure before the guard chain runs; the
+// commit checks membership again, and a fact refused there fails the send
+// with nothing charged or sent.
+func (s *session) sendFacts(a choreo.Action, step uint64, drafts []journal.Draft) ([]*journal.SignedFact, error) {
+	if len(drafts) == 0 {
+		if a.Ann.JournalFacts == "" {
+			return nil, nil
+		}
+		sf := SessionFact{Session: s.info.ID, Protocol: s.info.Protocol, Fact: a.Ann.JournalFacts, Label: a.Label, Role: s.info.Role, Step: step}
+		fact, err := s.rt.o.Journal.SignLocal(s.rt.o.Signer, journal.Draft{Namespace: s.rt.o.Namespace, TypeID: TypeFact, Payload: sf.Encode()})
+		if err != nil {
+			return nil, &AbortReason{Code: AbortHandler, By: s.info.Role, Detail: "journal fact " + a.Ann.JournalFacts + ": " + err.Error()}
+		}
+		return []*journal.SignedFact{fact}, nil
+	}
+	fail := func(i int, err error) error {
+		return &AbortReason{Code: AbortHandler, By: s.info.Role, Detail: fmt.Sprintf("send %s: fact %d of %d: %v", a.Label, i+1, len(drafts), err)}
+	}
+	if len(drafts) > maxSendFacts {
+		return nil, &AbortReason{Code: AbortHandler, By: s.info.Role, Detail: fmt.Sprintf("send %s: %d facts, limit %d", a.Label, len(drafts), maxSendFacts)}
+	}
+	self := s.rt.o.Signer.DeviceID()
+	member := map[core.Namespace]bool{}
+	facts := make([]*journal.SignedFact, 0, len(drafts))
+	for i, d := range drafts {
+		if d.Lamport != 0 {
+			// Lamports reserved by a handler could collide with the ones
+			// the runtime assigns; the runtime owns them.
+			return nil, fail(i, fmt.Errorf("lamport %d set by the handler: %w", d.Lamport, core.ErrInvalidArgument))
+		}
+		ok, seen := member[d.Namespace]
+		if !seen {
+			ctx, cancel := s.stepContext()
+			ms, err := s.rt.o.Journal.Members(ctx, d.Namespace)
+			cancel()
+			if err != nil {
+				if s.ctx.Err() != nil {
+					return nil, context.Cause(s.ctx)
+				}
+				return nil, fail(i, err)
+			}
+			ok = slices.Contains(ms, self)
+			member[d.Namespace] = ok
+		}
+		if !ok {
+			return nil, fail(i, fmt.Errorf("this device is not a member of namespace %s: %w", d.Namespace, core.ErrPermissionDenied))
+		}
+		f, err := s.rt.o.Journal.SignLocal(s.rt.o.Signer, d)
+		if err != nil {
+			return nil, fail(i, err)
+		}
+		facts = append(facts, f)
+	}
+	return facts, nil
 }
