@@ -8,7 +8,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
 	"go.uber.org/zap"
 
 	"github.com/aura-p2p/aura/internal/core"
@@ -182,7 +181,7 @@ func Open(ctx context.Context, j *journal.Journal, cfg Config, signer journal.Si
 	if err := l.prepare(ctx, time.Duration(period)*EpochLength); err != nil {
 		return nil, fmt.Errorf("budget: %w", err)
 	}
-	err = j.ViewExt(ctx, extOwner, func(root *bolt.Bucket) error {
+	err = j.ViewExt(ctx, extOwner, func(root *journal.ExtStore) error {
 		return l.load(viewBuckets(root))
 	})
 	if err != nil {

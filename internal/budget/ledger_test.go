@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-
 	"github.com/aura-p2p/aura/internal/core"
 	"github.com/aura-p2p/aura/internal/journal"
 )
@@ -117,17 +115,17 @@ func (d *device) dump() map[string]string {
 		d.t.Fatal(err)
 	}
 	out := map[string]string{}
-	var walk func(prefix string, b *bolt.Bucket) error
-	walk = func(prefix string, b *bolt.Bucket) error {
+	var walk func(prefix string, b *journal.ExtStore) error
+	walk = func(prefix string, b *journal.ExtStore) error {
 		return b.ForEach(func(k, v []byte) error {
 			if v == nil {
-				return walk(prefix+string(k)+"/", b.Bucket(k))
+				return walk(prefix+string(k)+"/", b.SubIfExists(k))
 			}
 			out[prefix+string(k)] = string(v)
 			return nil
 		})
 	}
-	err := d.j.ViewExt(context.Background(), extOwner, func(b *bolt.Bucket) error {
+	err := d.j.ViewExt(context.Background(), extOwner, func(b *journal.ExtStore) error {
 		if b == nil {
 			return nil
 		}

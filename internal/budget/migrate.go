@@ -8,7 +8,6 @@ import (
 	"math"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
 	"go.uber.org/zap"
 
 	"github.com/aura-p2p/aura/internal/core"
@@ -27,7 +26,7 @@ import (
 func (l *Ledger) prepare(ctx context.Context, oldEpoch time.Duration) error {
 	var version byte
 	convert := false
-	err := l.j.ViewExt(ctx, extOwner, func(root *bolt.Bucket) error {
+	err := l.j.ViewExt(ctx, extOwner, func(root *journal.ExtStore) error {
 		bs := viewBuckets(root)
 		var err error
 		if version, err = bs.layout(); err != nil || version != layoutVersion || bs.send == nil {
@@ -223,7 +222,7 @@ func migrate1to2(bs *buckets, oldEpoch time.Duration, wall core.Epoch, k uint32)
 
 // rekey renumbers the 8-byte epoch at offset off of every key of b with
 // conv, after check accepts the entry; values are kept.
-func rekey(b *bolt.Bucket, off int, check func(key, v []byte) error, conv func(core.Epoch) core.Epoch) (int, error) {
+func rekey(b *journal.ExtStore, off int, check func(key, v []byte) error, conv func(core.Epoch) core.Epoch) (int, error) {
 	var keys, vals [][]byte
 	err := b.ForEach(func(key, v []byte) error {
 		if err := check(key, v); err != nil {

@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-
 	"github.com/aura-p2p/aura/internal/core"
 	"github.com/aura-p2p/aura/internal/journal"
 )
@@ -360,7 +358,7 @@ func (d *device) writeLayout(version byte, fill func(bs *buckets) error) {
 }
 
 type kv struct {
-	b    *bolt.Bucket
+	b    *journal.ExtStore
 	k, v []byte
 }
 

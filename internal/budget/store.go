@@ -5,8 +5,6 @@ import (
 	"encoding/binary"
 	"fmt"
 
-	bolt "go.etcd.io/bbolt"
-
 	"github.com/aura-p2p/aura/internal/core"
 	"github.com/aura-p2p/aura/internal/journal"
 )
@@ -269,7 +267,7 @@ func receiptKey(k Key, dir byte, e core.Epoch, nonce uint64) []byte {
 
 // buckets are the sub-buckets of ext/budget, created on first use.
 type buckets struct {
-	meta, send, recv, leak, limits, receipts *bolt.Bucket
+	meta, send, recv, leak, limits, receipts *journal.ExtStore
 }
 
 func openBuckets(tx *journal.ExtTx) (*buckets, error) {
@@ -280,28 +278,24 @@ func openBuckets(tx *journal.ExtTx) (*buckets, error) {
 	var bs buckets
 	for _, x := range []struct {
 		name []byte
-		dst  **bolt.Bucket
+		dst  **journal.ExtStore
 	}{{bucketMeta, &bs.meta}, {bucketSend, &bs.send}, {bucketRecv, &bs.recv}, {bucketLeak, &bs.leak}, {bucketLimits, &bs.limits}, {bucketReceipts, &bs.receipts}} {
-		b := root.Bucket(x.name)
-		if b == nil {
-			if b, err = root.CreateBucket(x.name); err != nil {
-				return nil, err
-			}
+		if *x.dst, err = root.Sub(x.name); err != nil {
+			return nil, err
 		}
-		*x.dst = b
 	}
 	return &bs, nil
 }
 
 // viewBuckets returns the sub-buckets of an existing ext/budget for reading;
 // absent ones are nil.
-func viewBuckets(root *bolt.Bucket) *buckets {
+func viewBuckets(root *journal.ExtStore) *buckets {
 	if root == nil {
 		return &buckets{}
 	}
 	return &buckets{
-		meta: root.Bucket(bucketMeta), send: root.Bucket(bucketSend), recv: root.Bucket(bucketRecv),
-		leak: root.Bucket(bucketLeak), limits: root.Bucket(bucketLimits), receipts: root.Bucket(bucketReceipts),
+		meta: root.SubIfExists(bucketMeta), send: root.SubIfExists(bucketSend), recv: root.SubIfExists(bucketRecv),
+		leak: root.SubIfExists(bucketLeak), limits: root.SubIfExists(bucketLimits), receipts: root.SubIfExists(bucketReceipts),
 	}
 }
 

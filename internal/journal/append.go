@@ -39,11 +39,21 @@ type Draft struct {
 // once if the batch is retried, so it must not have effects outside tx.
 type TxOp func(tx *ExtTx) error
 
-// ExtTx gives a TxOp its own buckets and nothing else.
+// ExtTx gives a TxOp its own extension stores and nothing else.
 type ExtTx struct{ tx *bolt.Tx }
 
-// Bucket returns (creating it) the extension bucket ext/<owner>.
-func (e *ExtTx) Bucket(owner string) (*bolt.Bucket, error) {
+// Bucket returns (creating it) the extension store ext/<owner>.
+func (e *ExtTx) Bucket(owner string) (*ExtStore, error) {
+	b, err := e.bucket(owner)
+	if err != nil {
+		return nil, err
+	}
+	return &ExtStore{b: b}, nil
+}
+
+// bucket is Bucket for the journal's own copying (salvage), which moves
+// nested trees as they are.
+func (e *ExtTx) bucket(owner string) (*bolt.Bucket, error) {
 	if owner == "" {
 		return nil, fmt.Errorf("extension bucket needs an owner: %w", core.ErrInvalidArgument)
 	}
@@ -355,10 +365,11 @@ func (j *Journal) commitBatch(batch []*request) ([]*result, map[core.Namespace]b
 	}
 }
 
-// ViewExt reads the extension bucket ext/<owner> in a read transaction; fn gets
-// nil when the bucket does not exist yet. Values are only valid inside fn.
-func (j *Journal) ViewExt(ctx context.Context, owner string, fn func(b *bolt.Bucket) error) error {
+// ViewExt reads the extension store ext/<owner> in a read transaction; fn gets
+// nil when the store does not exist yet. The store refuses writes
+// (ErrReadOnly), and its values are only valid inside fn.
+func (j *Journal) ViewExt(ctx context.Context, owner string, fn func(s *ExtStore) error) error {
 	return j.view(func(tx *bolt.Tx) error {
-		return fn(tx.Bucket(bucketExt).Bucket([]byte(owner)))
+		return fn(newExtStore(tx.Bucket(bucketExt).Bucket([]byte(owner))))
 	})
 }

@@ -72,7 +72,7 @@ func buildPristine(t testing.TB, dir string, n int) *pristine {
 		if err != nil {
 			return err
 		}
-		sub, err := bk.CreateBucketIfNotExists([]byte("nested"))
+		sub, err := bk.Sub([]byte("nested"))
 		if err != nil {
 			return err
 		}
@@ -232,11 +232,11 @@ func readEverything(t testing.TB, j *Journal, p *pristine) (served int, sawDamag
 	}
 	_, err := j.Stats(ctx)
 	check(err)
-	check(j.ViewExt(ctx, "test.owner", func(b *bolt.Bucket) error {
+	check(j.ViewExt(ctx, "test.owner", func(b *ExtStore) error {
 		if b == nil {
 			return nil
 		}
-		if sub := b.Bucket([]byte("nested")); sub != nil {
+		if sub := b.SubIfExists([]byte("nested")); sub != nil {
 			return sub.ForEach(func(k, v []byte) error { return nil })
 		}
 		return nil
@@ -358,8 +358,8 @@ func TestDamagedJournals(t *testing.T) {
 					t.Fatalf("salvage of an intact file: %+v", srep)
 				}
 				got := map[string]string{}
-				to.ViewExt(ctx, "test.owner", func(b *bolt.Bucket) error {
-					return b.Bucket([]byte("nested")).ForEach(func(k, v []byte) error {
+				to.ViewExt(ctx, "test.owner", func(b *ExtStore) error {
+					return b.SubIfExists([]byte("nested")).ForEach(func(k, v []byte) error {
 						got[string(k)] = string(v)
 						return nil
 					})

@@ -354,7 +354,7 @@ func readDamaged(ctx context.Context, from string, to *Journal, rep *SalvageRepo
 		})
 		if err == nil {
 			_, err = to.Commit(ctx, Txn{Ops: []TxOp{func(tx *ExtTx) error {
-				b, err := tx.Bucket(string(owner))
+				b, err := tx.bucket(string(owner))
 				if err != nil {
 					return err
 				}

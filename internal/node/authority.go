@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"io"
 
-	bolt "go.etcd.io/bbolt"
-
 	"github.com/aura-p2p/aura/internal/core"
 	"github.com/aura-p2p/aura/internal/journal"
 )
@@ -107,7 +105,7 @@ func recordAuthority(ctx context.Context, j *journal.Journal, id core.AuthorityI
 func recordedAuthority(ctx context.Context, j *journal.Journal) (core.AuthorityID, bool, error) {
 	var id core.AuthorityID
 	found := false
-	err := j.ViewExt(ctx, extNode, func(b *bolt.Bucket) error {
+	err := j.ViewExt(ctx, extNode, func(b *journal.ExtStore) error {
 		if b == nil {
 			return nil
 		}

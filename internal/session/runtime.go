@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/protocol"
-	bbolt "go.etcd.io/bbolt"
 	"go.uber.org/zap"
 
 	"github.com/aura-p2p/aura/internal/choreo"
@@ -52,7 +51,7 @@ type Journal interface {
 	SignLocal(signer journal.Signer, d journal.Draft) (*journal.SignedFact, error)
 	Members(ctx context.Context, ns core.Namespace) ([]core.DeviceID, error)
 	Commit(ctx context.Context, t journal.Txn) ([]journal.Committed, error)
-	ViewExt(ctx context.Context, owner string, fn func(b *bbolt.Bucket) error) error
+	ViewExt(ctx context.Context, owner string, fn func(s *journal.ExtStore) error) error
 }
 
 // Allower registers message types, and the capabilities they may claim, with

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"time"
 
-	bbolt "go.etcd.io/bbolt"
 	"go.uber.org/zap"
 
 	"github.com/aura-p2p/aura/internal/core"
@@ -148,8 +147,8 @@ func (rt *Runtime) write(ctx context.Context, key uint64, snap *Session) error {
 }
 
 // trim deletes the oldest finished records beyond the history bound.
-func trim(b *bbolt.Bucket, history int) error {
-	n := b.Stats().KeyN
+func trim(b *journal.ExtStore, history int) error {
+	n := b.KeyN()
 	if n <= history {
 		return nil
 	}
@@ -175,7 +174,7 @@ func (rt *Runtime) load(ctx context.Context) error {
 		snap Session
 	}
 	var all []loaded
-	err := rt.o.Journal.ViewExt(ctx, bucketSessions, func(b *bbolt.Bucket) error {
+	err := rt.o.Journal.ViewExt(ctx, bucketSessions, func(b *journal.ExtStore) error {
 		if b == nil {
 			return nil
 		}

@@ -12,7 +12,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/peerstore"
 	ma "github.com/multiformats/go-multiaddr"
-	bolt "go.etcd.io/bbolt"
 
 	"github.com/aura-p2p/aura/internal/core"
 	"github.com/aura-p2p/aura/internal/journal"
@@ -26,7 +25,7 @@ const extPeers = "transport.peers"
 // Store is what the peer book needs from the journal.
 type Store interface {
 	Commit(ctx context.Context, t journal.Txn) ([]journal.Committed, error)
-	ViewExt(ctx context.Context, owner string, fn func(b *bolt.Bucket) error) error
+	ViewExt(ctx context.Context, owner string, fn func(s *journal.ExtStore) error) error
 }
 
 // KnownPeer is a peer the operator added.
@@ -174,7 +173,7 @@ func (t *Transport) LoadPeers(ctx context.Context, s Store) ([]KnownPeer, error)
 
 func knownPeers(ctx context.Context, s Store) ([]KnownPeer, error) {
 	var out []KnownPeer
-	err := s.ViewExt(ctx, extPeers, func(b *bolt.Bucket) error {
+	err := s.ViewExt(ctx, extPeers, func(b *journal.ExtStore) error {
 		if b == nil {
 			return nil
 		}
