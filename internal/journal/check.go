@@ -11,6 +11,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/aura-p2p/aura/internal/core"
 )
 
 // CheckOptions select how deep CheckFile looks.
@@ -78,7 +80,7 @@ func CheckFile(ctx context.Context, path string, opts CheckOptions) (*CheckRepor
 	defer db.Close()
 
 	err = guarded(func() error {
-		return db.View(func(tx *bolt.Tx) error { return checkSchema(tx, rep) })
+		return db.View(func(tx *bolt.Tx) error { return checkSchema(tx, rep, nil) })
 	})
 	if err != nil {
 		rep.problem("%v", err)
@@ -103,7 +105,10 @@ func CheckFile(ctx context.Context, path string, opts CheckOptions) (*CheckRepor
 
 // checkSchema is the part of the open check that needs bbolt: the schema
 // version, the buckets it names, and the counters a start reads.
-func checkSchema(tx *bolt.Tx, rep *CheckReport) error {
+//
+// each, if set, gets every namespace record as it is checked, so a start
+// reads the records once.
+func checkSchema(tx *bolt.Tx, rep *CheckReport, each func(core.Namespace, *nsRecord)) error {
 	v, err := schemaVersion(tx)
 	if err != nil {
 		return err
@@ -128,16 +133,21 @@ func checkSchema(tx *bolt.Tx, rep *CheckReport) error {
 	}
 	rep.Facts = getU64(m.Get(keyFactCount))
 	return tx.Bucket(bucketNamespaces).ForEach(func(k, v []byte) error {
-		if _, err := parseNSKey(k); err != nil {
+		ns, err := parseNSKey(k)
+		if err != nil {
 			return fmt.Errorf("%w: namespace key %x: %v", ErrDamaged, k, err)
 		}
-		if _, err := decodeNSRecord(v); err != nil {
+		r, err := decodeNSRecord(v)
+		if err != nil {
 			return fmt.Errorf("%w: namespace record %x: %v", ErrDamaged, k, err)
 		}
 		if tx.Bucket(bucketMembers).Bucket(k) == nil {
 			return fmt.Errorf("%w: namespace %x has no members", ErrDamaged, k)
 		}
 		rep.Namespaces++
+		if each != nil {
+			each(ns, r)
+		}
 		return nil
 	})
 }

@@ -167,21 +167,9 @@ func Open(ctx context.Context, opts Options) (*Journal, error) {
 	var lastSeq uint64
 	err = guarded(func() error {
 		return db.View(func(tx *bolt.Tx) error {
-			if err := checkSchema(tx, &CheckReport{}); err != nil {
-				return err
-			}
 			lastSeq = getU64(tx.Bucket(bucketMeta).Get(keyLastSeq))
-			return tx.Bucket(bucketNamespaces).ForEach(func(k, v []byte) error {
-				ns, err := parseNSKey(k)
-				if err != nil {
-					return err
-				}
-				r, err := decodeNSRecord(v)
-				if err != nil {
-					return err
-				}
+			return checkSchema(tx, &CheckReport{}, func(ns core.Namespace, r *nsRecord) {
 				j.lamports.observe(ns, r.maxLamport)
-				return nil
 			})
 		})
 	})
