@@ -13,19 +13,15 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/sys/unix"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	nodev1 "github.com/aura-p2p/aura/api/proto/aura/node/v1"
+	"github.com/aura-p2p/aura/internal/progress"
 )
-
-// progressInterval paces redraws of the progress bar.
-const progressInterval = 100 * time.Millisecond
 
 func newBackupCmd(a *app) *cobra.Command {
 	var force bool
@@ -134,38 +130,38 @@ func (a *app) backup(ctx context.Context, file string, force bool) (*backupSumma
 	if h == nil {
 		return nil, backupFailed(file, status.Errorf(codes.Internal, "aurad's backup stream began with %T, not a header", first.GetPart()))
 	}
-	bar := a.newProgress(int64(h.GetSize()), start)
+	bar := progress.New(a.err, "backup", progress.Bytes)
 	w := &hashingWriter{w: f, h: sha256.New()}
 	var trailer *nodev1.BackupTrailer
 	for trailer == nil {
 		m, err := s.Recv()
 		if errors.Is(err, io.EOF) {
-			bar.finish(false)
+			bar.Finish(false)
 			return nil, backupFailed(file, status.Errorf(codes.Internal, "aurad ended the backup after %d of %d bytes without a trailer", w.n, h.GetSize()))
 		}
 		if err != nil {
-			bar.finish(false)
+			bar.Finish(false)
 			return nil, backupFailed(file, a.rpcError(ctx, err))
 		}
 		switch p := m.GetPart().(type) {
 		case *nodev1.BackupResponse_Chunk:
 			if w.n+uint64(len(p.Chunk)) > h.GetSize() {
-				bar.finish(false)
+				bar.Finish(false)
 				return nil, backupFailed(file, status.Errorf(codes.Internal, "aurad sent more than the %d bytes it announced", h.GetSize()))
 			}
 			if _, err := w.Write(p.Chunk); err != nil {
-				bar.finish(false)
+				bar.Finish(false)
 				return nil, backupFailed(file, err)
 			}
-			bar.update(int64(w.n))
+			bar.Update(uint64(w.n), h.GetSize())
 		case *nodev1.BackupResponse_Trailer:
 			trailer = p.Trailer
 		default:
-			bar.finish(false)
+			bar.Finish(false)
 			return nil, backupFailed(file, status.Errorf(codes.Internal, "unexpected %T in aurad's backup stream", m.GetPart()))
 		}
 	}
-	bar.finish(true)
+	bar.Finish(true)
 	if _, err := s.Recv(); !errors.Is(err, io.EOF) {
 		return nil, backupFailed(file, status.Errorf(codes.Internal, "aurad's backup stream went on after its trailer: %v", err))
 	}
@@ -216,13 +212,13 @@ func (a *app) printBackup(s *backupSummary) error {
 	tw := newTabWriter(a.out)
 	if err := writeKVs(tw, []kv{
 		{"backup", s.File},
-		{"size", fmt.Sprintf("%d bytes (%s)", s.Size, megabytes(int64(s.Size)))},
+		{"size", fmt.Sprintf("%d bytes (%s)", s.Size, progress.Bytes(s.Size))},
 		{"sha256", s.SHA256},
 		{"facts", fmt.Sprintf("%d (last seq %d, schema %d)", s.FactCount, s.LastSeq, s.SchemaVersion)},
 		{"authority", s.AuthorityID},
 		{"device", s.DeviceID},
 		{"taken at", s.TakenAt},
-		{"took", fmt.Sprintf("%s (%s/s)", (time.Duration(s.Seconds * float64(time.Second))).Round(time.Millisecond), megabytes(int64(s.BytesPerSecond)))},
+		{"took", fmt.Sprintf("%s (%s/s)", (time.Duration(s.Seconds * float64(time.Second))).Round(time.Millisecond), progress.Bytes(uint64(s.BytesPerSecond)))},
 	}); err != nil {
 		return err
 	}
@@ -252,74 +248,3 @@ func syncDir(dir string) error {
 }
 
 // megabytes shows a size in MB, or kB below one MB.
-func megabytes(n int64) string {
-	if n < 1e6 {
-		return fmt.Sprintf("%.1f kB", float64(n)/1e3)
-	}
-	return fmt.Sprintf("%.1f MB", float64(n)/1e6)
-}
-
-// progress draws a one-line bar on a terminal; on anything else it draws
-// nothing, so logs and pipes stay clean.
-type progress struct {
-	w     io.Writer
-	total int64
-	start time.Time
-	last  time.Time
-	drawn bool
-	done  int64 // as of the last draw
-}
-
-func (a *app) newProgress(total int64, start time.Time) *progress {
-	if !isTerminal(a.err) {
-		return nil
-	}
-	return &progress{w: a.err, total: total, start: start}
-}
-
-func (p *progress) update(done int64) {
-	if p == nil {
-		return
-	}
-	now := time.Now()
-	if done < p.total && now.Sub(p.last) < progressInterval {
-		return
-	}
-	p.last = now
-	p.draw(done, now)
-}
-
-func (p *progress) draw(done int64, now time.Time) {
-	const width = 30
-	frac := 1.0
-	if p.total > 0 {
-		frac = float64(done) / float64(p.total)
-	}
-	fill := int(frac * width)
-	rate := float64(done) / max(now.Sub(p.start).Seconds(), 1e-9)
-	fmt.Fprintf(p.w, "\r[%s%s] %s / %s %3.0f%% %s/s ", strings.Repeat("=", fill), strings.Repeat(" ", width-fill),
-		megabytes(done), megabytes(p.total), frac*100, megabytes(int64(rate)))
-	p.drawn, p.done = true, done
-}
-
-// finish ends the bar's line: complete, or cut short by an error.
-func (p *progress) finish(complete bool) {
-	if p == nil {
-		return
-	}
-	if complete && (!p.drawn || p.done != p.total) {
-		p.draw(p.total, time.Now())
-	}
-	if p.drawn {
-		fmt.Fprintln(p.w)
-	}
-}
-
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
-	return err == nil
-}

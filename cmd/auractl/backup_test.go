@@ -205,16 +205,3 @@ func TestBackupRefusals(t *testing.T) {
 		}
 	}
 }
-
-func TestProgressBar(t *testing.T) {
-	var buf bytes.Buffer
-	start := time.Unix(100, 0)
-	p := &progress{w: &buf, total: 4_000_000, start: start}
-	p.draw(1_000_000, start.Add(time.Second))
-	if got := buf.String(); got != "\r[=======                       ] 1.0 MB / 4.0 MB  25% 1.0 MB/s " {
-		t.Fatalf("%q", got)
-	}
-	var none *progress // stderr is not a terminal
-	none.update(5)
-	none.finish(true)
-}

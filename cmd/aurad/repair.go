@@ -14,6 +14,7 @@ import (
 	"github.com/aura-p2p/aura/internal/core"
 	"github.com/aura-p2p/aura/internal/journal"
 	"github.com/aura-p2p/aura/internal/node"
+	"github.com/aura-p2p/aura/internal/progress"
 )
 
 func newInitCmd(stdout, stderr io.Writer, getenv func(string) string) *cobra.Command {
@@ -69,9 +70,9 @@ author's signature holds. Exit status 0 means sound, 1 damaged or unreadable.`,
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			bar := newProgress(stderr, "verifying", "facts")
-			rep, err := node.Check(ctx, target, full, bar.update)
-			bar.finish()
+			bar := progress.New(stderr, "verifying", progress.Count("facts"))
+			rep, err := node.Check(ctx, target, full, bar.Update)
+			bar.Finish(err == nil)
 			if rep != nil {
 				printCheck(stdout, target, full, rep)
 			}
@@ -133,9 +134,9 @@ says what was recovered and what was lost; start aurad on NEWDIR afterwards.`,
 			cfg := node.DefaultConfig()
 			cfg.DataDir = to
 			cfg.Socket = to + "/aurad.sock"
-			bar := newProgress(stderr, "scanning", "pages")
-			rep, err := node.Salvage(ctx, cfg, from, node.Deps{}, bar.update)
-			bar.finish()
+			bar := progress.New(stderr, "scanning", progress.Count("pages"))
+			rep, err := node.Salvage(ctx, cfg, from, node.Deps{}, bar.Update)
+			bar.Finish(err == nil)
 			if err != nil {
 				return err
 			}
