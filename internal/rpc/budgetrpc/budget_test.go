@@ -2,7 +2,6 @@ package budgetrpc
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"testing"
 
@@ -11,7 +10,7 @@ import (
 	budgetv1 "github.com/aura-p2p/aura/api/proto/aura/budget/v1"
 	"github.com/aura-p2p/aura/internal/budget"
 	"github.com/aura-p2p/aura/internal/core"
-	"github.com/aura-p2p/aura/internal/rpc"
+	"github.com/aura-p2p/aura/internal/rpc/rpctest"
 )
 
 // fakeLedger records the keys that reach it and fails every call with err.
@@ -127,16 +126,7 @@ func TestValidationAndCodes(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			l := &fakeLedger{err: tc.domainErr}
 			err := tc.call(New(l, self))
-			st, _ := rpc.ToStatus(err)
-			if st.Code() != tc.code {
-				t.Fatalf("code %v (%v), want %v", st.Code(), err, tc.code)
-			}
-			if reached := l.calls > 0; reached != tc.reaches {
-				t.Fatalf("ledger called %d times, want reached=%v", l.calls, tc.reaches)
-			}
-			if tc.domainErr != nil && !errors.Is(err, tc.domainErr) {
-				t.Fatalf("ledger's error not kept: %v", err)
-			}
+			rpctest.CheckOutcome(t, err, tc.code, l.calls, tc.reaches, tc.domainErr)
 		})
 	}
 }

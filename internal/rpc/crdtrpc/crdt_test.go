@@ -2,7 +2,6 @@ package crdtrpc
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"testing"
 
@@ -11,7 +10,7 @@ import (
 	crdtv1 "github.com/aura-p2p/aura/api/proto/aura/crdt/v1"
 	"github.com/aura-p2p/aura/internal/core"
 	"github.com/aura-p2p/aura/internal/crdt"
-	"github.com/aura-p2p/aura/internal/rpc"
+	"github.com/aura-p2p/aura/internal/rpc/rpctest"
 )
 
 // fakeObjects records what reaches it and fails every call with err.
@@ -116,16 +115,7 @@ func TestValidationAndCodes(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			o := &fakeObjects{err: tc.domainErr}
 			err := tc.call(New(o, defaultNS))
-			st, _ := rpc.ToStatus(err)
-			if st.Code() != tc.code {
-				t.Fatalf("code %v (%v), want %v", st.Code(), err, tc.code)
-			}
-			if reached := o.calls > 0; reached != tc.reaches {
-				t.Fatalf("store called %d times, want reached=%v", o.calls, tc.reaches)
-			}
-			if tc.domainErr != nil && !errors.Is(err, tc.domainErr) {
-				t.Fatalf("store's error not kept: %v", err)
-			}
+			rpctest.CheckOutcome(t, err, tc.code, o.calls, tc.reaches, tc.domainErr)
 		})
 	}
 }

@@ -3,7 +3,6 @@ package journalrpc
 import (
 	"context"
 	"crypto/ed25519"
-	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -13,7 +12,7 @@ import (
 	journalv1 "github.com/aura-p2p/aura/api/proto/aura/journal/v1"
 	"github.com/aura-p2p/aura/internal/core"
 	"github.com/aura-p2p/aura/internal/journal"
-	"github.com/aura-p2p/aura/internal/rpc"
+	"github.com/aura-p2p/aura/internal/rpc/rpctest"
 )
 
 // fakeJournal records what reaches it and fails every call with err.
@@ -135,16 +134,7 @@ func TestValidationAndCodes(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			j := &fakeJournal{err: tc.domainErr}
 			err := tc.call(New(j, testSigner(), ns))
-			st, _ := rpc.ToStatus(err)
-			if st.Code() != tc.code {
-				t.Fatalf("code %v (%v), want %v", st.Code(), err, tc.code)
-			}
-			if reached := j.calls > 0; reached != tc.reaches {
-				t.Fatalf("journal called %d times, want reached=%v", j.calls, tc.reaches)
-			}
-			if tc.domainErr != nil && !errors.Is(err, tc.domainErr) {
-				t.Fatalf("journal's error not kept: %v", err)
-			}
+			rpctest.CheckOutcome(t, err, tc.code, j.calls, tc.reaches, tc.domainErr)
 		})
 	}
 }

@@ -2,7 +2,6 @@ package peerrpc
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"testing"
 
@@ -12,7 +11,7 @@ import (
 
 	peerv1 "github.com/aura-p2p/aura/api/proto/aura/peer/v1"
 	"github.com/aura-p2p/aura/internal/core"
-	"github.com/aura-p2p/aura/internal/rpc"
+	"github.com/aura-p2p/aura/internal/rpc/rpctest"
 	"github.com/aura-p2p/aura/internal/transport"
 )
 
@@ -139,16 +138,7 @@ func TestValidationAndCodes(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			n := &fakeNet{err: tc.domainErr}
 			err := tc.call(New(n, n, nil, core.SystemClock{}))
-			st, _ := rpc.ToStatus(err)
-			if st.Code() != tc.code {
-				t.Fatalf("code %v (%v), want %v", st.Code(), err, tc.code)
-			}
-			if reached := n.calls > 0; reached != tc.reaches {
-				t.Fatalf("network called %d times, want reached=%v", n.calls, tc.reaches)
-			}
-			if tc.domainErr != nil && !errors.Is(err, tc.domainErr) {
-				t.Fatalf("network's error not kept: %v", err)
-			}
+			rpctest.CheckOutcome(t, err, tc.code, n.calls, tc.reaches, tc.domainErr)
 		})
 	}
 }

@@ -2,7 +2,6 @@ package sessionrpc
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -11,7 +10,7 @@ import (
 
 	sessionv1 "github.com/aura-p2p/aura/api/proto/aura/session/v1"
 	"github.com/aura-p2p/aura/internal/core"
-	"github.com/aura-p2p/aura/internal/rpc"
+	"github.com/aura-p2p/aura/internal/rpc/rpctest"
 	"github.com/aura-p2p/aura/internal/session"
 )
 
@@ -109,18 +108,9 @@ func TestValidationAndCodes(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			rt := &fakeRuntime{err: tc.domainErr}
 			err := tc.call(New(rt, self))
-			st, _ := rpc.ToStatus(err)
-			if st.Code() != tc.code {
-				t.Fatalf("code %v (%v), want %v", st.Code(), err, tc.code)
-			}
-			if reached := rt.calls > 0; reached != tc.reaches {
-				t.Fatalf("runtime called %d times, want reached=%v", rt.calls, tc.reaches)
-			}
-			if tc.domainErr != nil && !errors.Is(err, tc.domainErr) {
-				t.Fatalf("runtime's error not kept: %v", err)
-			}
-			if st.Code() == codes.InvalidArgument && strings.ContainsAny(st.Message(), "\u200b\u200d\u202e") {
-				t.Fatalf("message echoes a hidden character: %q", st.Message())
+			msg := rpctest.CheckOutcome(t, err, tc.code, rt.calls, tc.reaches, tc.domainErr)
+			if tc.code == codes.InvalidArgument && strings.ContainsAny(msg, "\u200b\u200d\u202e") {
+				t.Fatalf("message echoes a hidden character: %q", msg)
 			}
 		})
 	}
