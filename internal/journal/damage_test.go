@@ -526,3 +526,22 @@ func TestSalvageFindsFactsInInlineBuckets(t *testing.T) {
 		t.Fatalf("salvaged %d of %d facts (lost %d)", rep.FactsRecovered, want, rep.LostCount)
 	}
 }
+
+// BenchmarkOpen is Journal.Open and Close of an existing journal: the open
+// check, bbolt's open, the schema check and the namespace records
+// (AURA_BENCH_JOURNAL names a large journal file; it is migrated in place on
+// the first open if its schema is older).
+func BenchmarkOpen(b *testing.B) {
+	path := os.Getenv("AURA_BENCH_JOURNAL")
+	if path == "" {
+		path = buildPristine(b, b.TempDir(), 2000).path
+	}
+	b.ResetTimer()
+	for range b.N {
+		j, err := Open(context.Background(), Options{Path: path})
+		if err != nil {
+			b.Fatal(err)
+		}
+		j.Close()
+	}
+}
