@@ -117,10 +117,19 @@ func daemonComponents() []component {
 			start: func(ctx context.Context, n *Node) error {
 				p := n.cfg.P2P
 				n.authz = transport.NewMemberAuthorizer(n.keys.DeviceID(), n.journal)
-				t, err := transport.Start(ctx, n.keys.Device, transport.Config{
-					ListenAddrs: p.Listen, MDNS: p.MDNS, Relay: p.Relay, HolePunching: p.HolePunching,
-					ConnLow: p.ConnLow, ConnHigh: p.ConnHigh,
-				}, transport.Options{Logger: n.log.Named("transport"), Clock: n.clock, Authorizer: n.authz, Charger: n.ledger.Charger()})
+				opts := transport.Options{Logger: n.log.Named("transport"), Clock: n.clock, Authorizer: n.authz, Charger: n.ledger.Charger()}
+				var (
+					t   *transport.Transport
+					err error
+				)
+				if n.deps.Host != nil {
+					t, err = n.startOnHost(opts)
+				} else {
+					t, err = transport.Start(ctx, n.keys.Device, transport.Config{
+						ListenAddrs: p.Listen, MDNS: p.MDNS, Relay: p.Relay, HolePunching: p.HolePunching,
+						ConnLow: p.ConnLow, ConnHigh: p.ConnHigh,
+					}, opts)
+				}
 				if err != nil {
 					return err
 				}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/coreos/go-systemd/v22/daemon"
 	p2pcrypto "github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
@@ -44,6 +45,10 @@ type Deps struct {
 	Rand   io.Reader
 	// Notify reports lifecycle states ("READY=1", "STOPPING=1") to a supervisor.
 	Notify func(state string)
+	// Host, when set, builds the libp2p host from the device key instead of
+	// the TCP/QUIC host of the [p2p] config: the multi-node harness puts its
+	// nodes on an in-memory network it can partition and slow down.
+	Host func(key p2pcrypto.PrivKey) (host.Host, error)
 }
 
 func (d Deps) withDefaults() Deps {
@@ -211,6 +216,25 @@ func peerIDOf(keys *Keys) (peer.ID, error) {
 		return "", err
 	}
 	return peer.IDFromPublicKey(pub)
+}
+
+// startOnHost runs the transport on the host Deps.Host builds from the
+// device key.
+func (n *Node) startOnHost(o transport.Options) (*transport.Transport, error) {
+	priv, err := p2pcrypto.UnmarshalEd25519PrivateKey(n.keys.Device)
+	if err != nil {
+		return nil, err
+	}
+	h, err := n.deps.Host(priv)
+	if err != nil {
+		return nil, fmt.Errorf("libp2p host: %w", err)
+	}
+	t, err := transport.StartOn(h, o)
+	if err != nil {
+		_ = h.Close()
+		return nil, err
+	}
+	return t, nil
 }
 
 // readToken reads the TCP listener's tokens (see tokens.go for the file

@@ -8,6 +8,7 @@ import (
 
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/control"
+	"github.com/libp2p/go-libp2p/core/host"
 	p2pcrypto "github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -109,6 +110,30 @@ func Start(ctx context.Context, key ed25519.PrivateKey, cfg Config, o Options) (
 		t.closers = append(t.closers, svc.Close)
 	}
 	return t, nil
+}
+
+// StartOn runs the transport on a host built elsewhere: an in-memory network
+// whose links a test harness partitions and slows (libp2p's mocknet). The
+// host's own connection gater, if any, is the builder's; backed-off peers are
+// still refused by the transport on dial and on every inbound stream.
+func StartOn(h host.Host, o Options) (*Transport, error) {
+	if o.Authorizer == nil || o.Charger == nil {
+		return nil, fmt.Errorf("transport needs an authorizer and a charger: %w", core.ErrInternal)
+	}
+	pub, err := h.ID().ExtractPublicKey()
+	if err != nil {
+		return nil, fmt.Errorf("host identity: %w", err)
+	}
+	raw, err := pub.Raw()
+	if err != nil || pub.Type() != p2pcrypto.Ed25519 {
+		return nil, fmt.Errorf("host identity is not an Ed25519 device key: %w", core.ErrInvalidArgument)
+	}
+	self, err := core.DeviceIDFromKey(ed25519.PublicKey(raw))
+	if err != nil {
+		return nil, err
+	}
+	o = o.withDefaults()
+	return newTransport(h, self, o, newMisbehaviour(o.Clock, o.MisbehaviourLimit, o.MisbehaviourWindow)), nil
 }
 
 // Addrs returns the bound listen addresses, each with /p2p/<peer id>.
