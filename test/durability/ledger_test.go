@@ -28,7 +28,7 @@ const controlFrame = 64
 // peer's TCP connection, counting frames in order.
 func TestLedgerChargeSyncedBeforeFrameLeaves(t *testing.T) {
 	a, b := start(t), start(t)
-	if out, code := a.ctl("peer", "add", b.ready.tcpAddr(t)); code != 0 {
+	if out, code := a.ctl("peer", "add", b.tcpAddr()); code != 0 {
 		t.Fatalf("peer add: exit %d: %s", code, out)
 	}
 	// Connecting, negotiating streams and creating the link context happen

@@ -1,9 +1,9 @@
-// Package e2e drives real aurad and auractl processes the way a person or a
-// script does: JSON out of auractl, signals to aurad.
+// Package e2e runs multi-node scenarios on the cluster harness, each on
+// in-process nodes and on real aurad processes, driven the way a person or a
+// script drives them: auractl, JSON out, signals to aurad.
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -21,149 +21,10 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	journalv1 "github.com/aura-p2p/aura/api/proto/aura/journal/v1"
+	"github.com/aura-p2p/aura/test/cluster"
 )
 
-var bins struct {
-	dir, aurad, auractl string
-}
-
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "aurabin")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	bins.dir = dir
-	bins.aurad = filepath.Join(dir, "aurad")
-	bins.auractl = filepath.Join(dir, "auractl")
-	// aurad is built with the race detector so the process tests check it too.
-	for _, b := range [][]string{
-		{"build", "-race", "-o", bins.aurad, "github.com/aura-p2p/aura/cmd/aurad"},
-		{"build", "-o", bins.auractl, "github.com/aura-p2p/aura/cmd/auractl"},
-	} {
-		cmd := exec.Command("go", b...)
-		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-		if err := cmd.Run(); err != nil {
-			fmt.Fprintln(os.Stderr, "building binaries:", err)
-			os.RemoveAll(dir)
-			os.Exit(1)
-		}
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
-
-type daemon struct {
-	t       *testing.T
-	dir     string
-	cmd     *exec.Cmd
-	log     *bytes.Buffer
-	exited  chan struct{}
-	waitErr error
-}
-
-func newDataDir(t *testing.T) string {
-	dir, err := os.MkdirTemp("", "aurae2e")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	return dir
-}
-
-// start runs aurad on dir and waits until auractl can reach it.
-func start(t *testing.T, dir string) *daemon {
-	t.Helper()
-	d := &daemon{t: t, dir: dir, log: &bytes.Buffer{}, exited: make(chan struct{})}
-	d.cmd = exec.Command(bins.aurad, "--datadir", dir)
-	d.cmd.Stdout = d.log
-	d.cmd.Stderr = d.log
-	d.cmd.Env = append(os.Environ(), "HOME="+dir)
-	if err := d.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		d.waitErr = d.cmd.Wait()
-		close(d.exited)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-d.exited:
-		default:
-			d.cmd.Process.Kill()
-			<-d.exited
-		}
-		if strings.Contains(d.log.String(), "\tERROR\t") || strings.Contains(d.log.String(), "DATA RACE") {
-			t.Errorf("aurad logged an error or a race:\n%s", d.log)
-		}
-	})
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if _, code := ctl(t, dir, "status"); code == 0 {
-			return d
-		}
-		select {
-		case <-d.exited:
-			t.Fatalf("aurad exited during start: %v\n%s", d.waitErr, d.log)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("aurad not ready:\n%s", d.log)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-func (d *daemon) signal(s os.Signal) { d.cmd.Process.Signal(s) }
-
-// exitCode waits for the process and returns its exit code.
-func (d *daemon) exitCode(timeout time.Duration) int {
-	select {
-	case <-d.exited:
-	case <-time.After(timeout):
-		d.t.Fatalf("aurad did not exit within %s:\n%s", timeout, d.log)
-	}
-	var ee *exec.ExitError
-	if errors.As(d.waitErr, &ee) {
-		return ee.ExitCode()
-	}
-	if d.waitErr != nil {
-		d.t.Fatal(d.waitErr)
-	}
-	return 0
-}
-
-// ctl runs auractl against dir and returns stdout and the exit code.
-func ctl(t *testing.T, dir string, args ...string) (string, int) {
-	t.Helper()
-	var out, errb bytes.Buffer
-	cmd := exec.Command(bins.auractl, append([]string{"--datadir", dir}, args...)...)
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		if lines := strings.Count(strings.TrimSpace(errb.String()), "\n"); lines > 0 {
-			t.Errorf("auractl %v wrote %d lines to stderr, want one: %q", args, lines+1, errb.String())
-		}
-		return out.String() + errb.String(), ee.ExitCode()
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out.String(), 0
-}
-
-func ctlJSON(t *testing.T, dir string, v any, args ...string) {
-	t.Helper()
-	out, code := ctl(t, dir, append([]string{"-o", "json"}, args...)...)
-	if code != 0 {
-		t.Fatalf("auractl %v: exit %d: %s", args, code, out)
-	}
-	if err := json.Unmarshal([]byte(out), v); err != nil {
-		t.Fatalf("auractl %v: %v in %q", args, err, out)
-	}
-}
+func TestMain(m *testing.M) { cluster.Main(m) }
 
 type fact struct {
 	ID      string `json:"id"`
@@ -172,34 +33,38 @@ type fact struct {
 }
 
 func TestWalkthroughThroughAuractl(t *testing.T) {
-	dir := newDataDir(t)
-	d := start(t, dir)
+	cluster.Run(t, 1, walkthrough)
+}
+
+func walkthrough(t *testing.T, c *cluster.Cluster) {
+	n := c.Node(0)
+	dir := n.Dir()
 
 	var status struct {
 		DeviceID    string `json:"device_id"`
 		AuthorityID string `json:"authority_id"`
 	}
-	ctlJSON(t, dir, &status, "status")
+	n.CtlJSON(&status, "status")
 	if len(status.DeviceID) != 64 || len(status.AuthorityID) != 64 {
 		t.Fatalf("status %+v", status)
 	}
 	var appended struct {
 		ID string `json:"id"`
 	}
-	ctlJSON(t, dir, &appended, "fact", "append", "--type", "app.note/v1", "--payload", "hello")
+	n.CtlJSON(&appended, "fact", "append", "--type", "app.note/v1", "--payload", "hello")
 	var list struct {
 		Facts []fact `json:"facts"`
 	}
-	ctlJSON(t, dir, &list, "fact", "list", "--type", "app.note/v1")
+	n.CtlJSON(&list, "fact", "list", "--type", "app.note/v1")
 	if len(list.Facts) != 1 || list.Facts[0].ID != appended.ID || string(list.Facts[0].Payload) != "hello" || list.Facts[0].TypeID != "app.note/v1" {
 		t.Fatalf("list %+v", list)
 	}
 	for range 3 {
-		if _, code := ctl(t, dir, "crdt", "counter", "incr", "visits", "--by", "2"); code != 0 {
+		if _, code := n.Ctl("crdt", "counter", "incr", "visits", "--by", "2"); code != 0 {
 			t.Fatal("incr failed")
 		}
 	}
-	if out, _ := ctl(t, dir, "crdt", "counter", "get", "visits"); strings.TrimSpace(out) != "6" {
+	if out, _ := n.Ctl("crdt", "counter", "get", "visits"); strings.TrimSpace(out) != "6" {
 		t.Fatalf("counter %q", out)
 	}
 
@@ -217,7 +82,7 @@ func TestWalkthroughThroughAuractl(t *testing.T) {
 		{[]string{"crdt", "set", "add", "visits", "x"}, 7},
 		{[]string{"fact", "append", "--namespace", "context/" + strings.Repeat("ab", 32), "--type", "app.x/v1", "--payload", "x"}, 5},
 	} {
-		if out, code := ctl(t, dir, tc.args...); code != tc.code {
+		if out, code := n.Ctl(tc.args...); code != tc.code {
 			t.Errorf("auractl %v: exit %d, want %d: %s", tc.args, code, tc.code, out)
 		}
 	}
@@ -226,41 +91,42 @@ func TestWalkthroughThroughAuractl(t *testing.T) {
 			FactCount string `json:"fact_count"`
 		} `json:"journal"`
 	}
-	ctlJSON(t, dir, &after, "status")
+	n.CtlJSON(&after, "status")
 	if after.Journal.FactCount != "5" { // genesis, note, three increments
 		t.Fatalf("fact count %s after bad input", after.Journal.FactCount)
 	}
 
-	if _, code := ctl(t, dir, "stop"); code != 0 {
-		t.Fatal("stop failed")
-	}
-	if code := d.exitCode(10 * time.Second); code != 0 {
-		t.Fatalf("aurad exited %d after stop:\n%s", code, d.log)
-	}
-	if out, code := ctl(t, dir, "status"); code != 3 || !strings.Contains(out, "aurad is not running at") {
+	n.Stop()
+	if out, code := n.Ctl("status"); code != 3 || !strings.Contains(out, "aurad is not running at") {
 		t.Fatalf("status of a stopped daemon: exit %d %q", code, out)
 	}
 }
 
+// Process-only: signals and a second daemon on one data dir are about the
+// process, not the cluster.
 func TestSigtermExitsZeroAndSecondDaemonRefuses(t *testing.T) {
-	dir := newDataDir(t)
-	d := start(t, dir)
-	second := exec.Command(bins.aurad, "--datadir", dir)
+	dir := cluster.NewDataDir(t)
+	d := cluster.StartProcess(t, dir, cluster.ProcessOptions{})
+	second := exec.Command(cluster.Aurad(t), "--datadir", dir)
 	out, err := second.CombinedOutput()
 	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.ExitCode() == 0 || !strings.Contains(string(out), fmt.Sprintf("pid %d", d.cmd.Process.Pid)) {
+	if !errors.As(err, &ee) || ee.ExitCode() == 0 || !strings.Contains(string(out), fmt.Sprintf("pid %d", d.Pid())) {
 		t.Fatalf("second aurad: %v %q", err, out)
 	}
-	d.signal(syscall.SIGTERM)
-	if code := d.exitCode(5 * time.Second); code != 0 {
-		t.Fatalf("exit %d after SIGTERM:\n%s", code, d.log)
+	d.Signal(syscall.SIGTERM)
+	if code := d.ExitCode(); code != 0 {
+		t.Fatalf("exit %d after SIGTERM:\n%s", code, d.Log())
 	}
 }
 
 // Every append that was acknowledged before a SIGKILL is there after restart.
 func TestKill9DuringAppendsLosesNothingAcknowledged(t *testing.T) {
-	dir := newDataDir(t)
-	d := start(t, dir)
+	cluster.Run(t, 1, func(t *testing.T, c *cluster.Cluster) {
+		killDuringAppends(t, c.Node(0))
+	}, cluster.Crash)
+}
+
+func killDuringAppends(t *testing.T, n *cluster.Node) {
 
 	var mu sync.Mutex
 	acked := map[string]bool{}
@@ -277,7 +143,7 @@ func TestKill9DuringAppendsLosesNothingAcknowledged(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := 0; ctx.Err() == nil; i++ {
-				out, code := ctl(t, dir, "-o", "json", "fact", "append", "--type", "app.load/v1", "--payload", fmt.Sprintf("cli-%d-%d", w, i))
+				out, code := n.Ctl("-o", "json", "fact", "append", "--type", "app.load/v1", "--payload", fmt.Sprintf("cli-%d-%d", w, i))
 				if code != 0 {
 					return // the daemon died under us
 				}
@@ -291,7 +157,7 @@ func TestKill9DuringAppendsLosesNothingAcknowledged(t *testing.T) {
 		}()
 	}
 	// ...and programs appending through gRPC, for load.
-	conn, err := grpc.NewClient("unix://"+filepath.Join(dir, "aurad.sock"), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient("unix://"+n.Socket(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -311,18 +177,17 @@ func TestKill9DuringAppendsLosesNothingAcknowledged(t *testing.T) {
 		}()
 	}
 	time.Sleep(1500 * time.Millisecond)
-	d.cmd.Process.Signal(syscall.SIGKILL)
-	d.exitCode(10 * time.Second)
+	n.Kill()
 	cancel()
 	wg.Wait()
 	mu.Lock()
-	n := len(acked)
+	nAcked := len(acked)
 	mu.Unlock()
-	if n < 50 {
-		t.Fatalf("only %d appends acknowledged before the kill; the load did not run", n)
+	if nAcked < 50 {
+		t.Fatalf("only %d appends acknowledged before the kill; the load did not run", nAcked)
 	}
 
-	d2 := start(t, dir)
+	n.Start()
 	present := map[string]bool{}
 	token := ""
 	for {
@@ -334,7 +199,7 @@ func TestKill9DuringAppendsLosesNothingAcknowledged(t *testing.T) {
 			Facts         []fact `json:"facts"`
 			NextPageToken string `json:"next_page_token"`
 		}
-		ctlJSON(t, dir, &page, args...)
+		n.CtlJSON(&page, args...)
 		for _, f := range page.Facts {
 			present[f.ID] = true
 		}
@@ -350,11 +215,8 @@ func TestKill9DuringAppendsLosesNothingAcknowledged(t *testing.T) {
 		}
 	}
 	if missing > 0 {
-		t.Fatalf("%d of %d acknowledged facts missing after kill -9", missing, n)
+		t.Fatalf("%d of %d acknowledged facts missing after kill -9", missing, nAcked)
 	}
-	t.Logf("%d acknowledged, %d present after kill -9 and restart", n, len(present))
-	d2.signal(syscall.SIGTERM)
-	if code := d2.exitCode(5 * time.Second); code != 0 {
-		t.Fatalf("exit %d", code)
-	}
+	t.Logf("%d acknowledged, %d present after kill -9 and restart", nAcked, len(present))
+	n.Stop()
 }

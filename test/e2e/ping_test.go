@@ -2,44 +2,14 @@ package e2e
 
 import (
 	"encoding/json"
-	"os"
-	"path/filepath"
+	"fmt"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/aura-p2p/aura/test/cluster"
 )
-
-type ready struct {
-	DeviceID    string   `json:"device_id"`
-	PeerID      string   `json:"peer_id"`
-	ListenAddrs []string `json:"listen_addrs"`
-}
-
-func readReady(t *testing.T, dir string) ready {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(dir, "ready.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var r ready
-	if err := json.Unmarshal(b, &r); err != nil || len(r.ListenAddrs) == 0 {
-		t.Fatalf("ready.json %q: %v", b, err)
-	}
-	return r
-}
-
-// tcpAddr picks the TCP address of a ready file.
-func tcpAddr(t *testing.T, r ready) string {
-	for _, a := range r.ListenAddrs {
-		if strings.Contains(a, "/tcp/") {
-			return a
-		}
-	}
-	t.Fatalf("no TCP address in %v", r.ListenAddrs)
-	return ""
-}
 
 // budget is what `budget show` reports for one peer. Each call decodes into
 // a fresh value: JSON leaves absent fields alone, and a zero count is absent,
@@ -49,12 +19,12 @@ type budget struct {
 	Received string `json:"received"`
 }
 
-func budgetShow(t *testing.T, dir, device string) budget {
+func budgetShow(t *testing.T, n *cluster.Node, device string) budget {
 	t.Helper()
 	var b struct {
 		Budget *budget `json:"budget"`
 	}
-	ctlJSON(t, dir, &b, "budget", "show", device)
+	n.CtlJSON(&b, "budget", "show", device)
 	if b.Budget == nil {
 		t.Fatalf("budget show %s: no budget", device)
 	}
@@ -62,14 +32,14 @@ func budgetShow(t *testing.T, dir, device string) budget {
 }
 
 // peerList is the sorted device IDs `peer list` reports, decoded afresh.
-func peerList(t *testing.T, dir string) []string {
+func peerList(t *testing.T, n *cluster.Node) []string {
 	t.Helper()
 	var l struct {
 		Peers []struct {
 			DeviceID string `json:"device_id"`
 		} `json:"peers"`
 	}
-	ctlJSON(t, dir, &l, "peer", "list")
+	n.CtlJSON(&l, "peer", "list")
 	var ids []string
 	for _, p := range l.Peers {
 		ids = append(ids, p.DeviceID)
@@ -81,29 +51,25 @@ func peerList(t *testing.T, dir string) []string {
 // Three daemons, each pinging the others through the full guard chain; the
 // budgets charged on both sides show up in `budget show`.
 func TestThreeDaemonsPingEachOther(t *testing.T) {
-	dirs := []string{newDataDir(t), newDataDir(t), newDataDir(t)}
-	var ds []*daemon
-	var rs []ready
-	for _, dir := range dirs {
-		ds = append(ds, start(t, dir))
-		rs = append(rs, readReady(t, dir))
-	}
+	cluster.Run(t, 3, pingEachOther)
+}
+
+func pingEachOther(t *testing.T, c *cluster.Cluster) {
+	ns := c.Nodes()
 	var status struct {
 		ListenAddrs []string `json:"listen_addrs"`
 	}
-	ctlJSON(t, dirs[0], &status, "status")
+	ns[0].CtlJSON(&status, "status")
 	if len(status.ListenAddrs) == 0 {
 		t.Fatal("status reports no listen addresses")
 	}
-	for i := range dirs {
-		for j := range dirs {
+	for i, a := range ns {
+		for j, b := range ns {
 			if i == j {
 				continue
 			}
-			if out, code := ctl(t, dirs[i], "peer", "add", tcpAddr(t, rs[j])); code != 0 {
-				t.Fatalf("peer add: %s", out)
-			}
-			out, code := ctl(t, dirs[i], "peer", "ping", rs[j].DeviceID, "--count", "3", "--interval", "10ms")
+			c.Connect(i, j)
+			out, code := a.Ctl("peer", "ping", b.DeviceID(), "--count", "3", "--interval", "10ms")
 			if code != 0 || !strings.Contains(out, "3 pings") || !strings.Contains(out, "budget charged 3") {
 				t.Fatalf("ping %d->%d: exit %d\n%s", i, j, code, out)
 			}
@@ -111,48 +77,49 @@ func TestThreeDaemonsPingEachOther(t *testing.T) {
 	}
 	// 0 pinged 1 three times (3 spent, 3 pongs received) and 1 pinged 0
 	// three times (3 pongs spent, 3 pings received).
-	if b := budgetShow(t, dirs[0], rs[1].DeviceID); b.Spent != "6" || b.Received != "6" {
+	if b := budgetShow(t, ns[0], ns[1].DeviceID()); b.Spent != "6" || b.Received != "6" {
 		t.Fatalf("budget 0->1: %+v", b)
 	}
 	// The operator lowers the limit to what is already spent: the next ping
 	// is refused before anything is sent, with ResourceExhausted.
-	if out, code := ctl(t, dirs[0], "budget", "set", rs[1].DeviceID, "6"); code != 0 {
-		t.Fatalf("budget set: %s", out)
-	}
-	if out, code := ctl(t, dirs[0], "peer", "ping", rs[1].DeviceID); code != 8 || !strings.Contains(out, "resource exhausted") {
+	ns[0].MustCtl("budget", "set", ns[1].DeviceID(), "6")
+	if out, code := ns[0].Ctl("peer", "ping", ns[1].DeviceID()); code != 8 || !strings.Contains(out, "resource exhausted") {
 		t.Fatalf("ping past the limit: exit %d: %s", code, out)
 	}
-	if b := budgetShow(t, dirs[0], rs[1].DeviceID); b.Spent != "6" || b.Received != "6" {
+	if b := budgetShow(t, ns[0], ns[1].DeviceID()); b.Spent != "6" || b.Received != "6" {
 		t.Fatalf("a refused ping was charged: %+v", b)
+	}
+	// ...and the peer saw nothing of it.
+	if b := budgetShow(t, ns[1], ns[0].DeviceID()); b.Spent != "6" || b.Received != "6" {
+		t.Fatalf("the peer of a refused ping: %+v", b)
 	}
 	for _, tc := range []struct {
 		args []string
 		code int
 	}{
 		{[]string{"budget", "show", "nobody"}, 4},
-		{[]string{"budget", "show", rs[0].DeviceID}, 4},
-		{[]string{"budget", "set", rs[1].DeviceID, "lots"}, 2},
+		{[]string{"budget", "show", ns[0].DeviceID()}, 4},
+		{[]string{"budget", "set", ns[1].DeviceID(), "lots"}, 2},
 		{[]string{"leakage", "show", "context/zz"}, 4},
 	} {
-		if out, code := ctl(t, dirs[0], tc.args...); code != tc.code {
+		if out, code := ns[0].Ctl(tc.args...); code != tc.code {
 			t.Errorf("%v: exit %d, want %d: %s", tc.args, code, tc.code, out)
 		}
 	}
-	want := []string{rs[1].DeviceID, rs[2].DeviceID}
+	want := []string{ns[1].DeviceID(), ns[2].DeviceID()}
 	slices.Sort(want)
-	if got := peerList(t, dirs[0]); !slices.Equal(got, want) {
+	if got := peerList(t, ns[0]); !slices.Equal(got, want) {
 		t.Fatalf("peers %v, want %v", got, want)
 	}
-	// Known peers survive a restart.
-	ds[0].signal(syscall.SIGTERM)
-	if code := ds[0].exitCode(5 * time.Second); code != 0 {
-		t.Fatalf("exit %d", code)
-	}
-	start(t, dirs[0])
-	if got := peerList(t, dirs[0]); !slices.Equal(got, want) {
+	// Known peers and spent budgets survive a restart.
+	ns[0].Restart()
+	if got := peerList(t, ns[0]); !slices.Equal(got, want) {
 		t.Fatalf("known peers after restart %v, want %v", got, want)
 	}
-	if out, code := ctl(t, dirs[0], "peer", "ping", rs[2].DeviceID); code != 0 {
+	if b := budgetShow(t, ns[0], ns[1].DeviceID()); b.Spent != "6" || b.Received != "6" {
+		t.Fatalf("budget 0->1 after restart: %+v", b)
+	}
+	if out, code := ns[0].Ctl("peer", "ping", ns[2].DeviceID()); code != 0 {
 		t.Fatalf("ping after restart: %s", out)
 	}
 	// Bad input: a clear code, one line.
@@ -165,8 +132,63 @@ func TestThreeDaemonsPingEachOther(t *testing.T) {
 		{[]string{"peer", "ping", "nobody"}, 4},
 		{[]string{"peer", "rm", strings.Repeat("ab", 32)}, 5},
 	} {
-		if out, code := ctl(t, dirs[0], tc.args...); code != tc.code {
+		if out, code := ns[0].Ctl(tc.args...); code != tc.code {
 			t.Errorf("%v: exit %d, want %d: %s", tc.args, code, tc.code, out)
 		}
 	}
+}
+
+// A partition stops pings across it without charging them, and healing lets
+// them through again; link latency shows in the round trip.
+func TestPingAcrossPartitionAndLatency(t *testing.T) {
+	cluster.Run(t, 3, func(t *testing.T, c *cluster.Cluster) {
+		ns := c.Nodes()
+		c.ConnectAll()
+		ns[0].MustCtl("peer", "ping", ns[1].DeviceID())
+		before := budgetShow(t, ns[1], ns[0].DeviceID())
+
+		c.Partition([]int{0}, []int{1, 2})
+		out, code := ns[0].Ctl("--timeout", "3s", "peer", "ping", ns[1].DeviceID())
+		if code == 0 {
+			t.Fatalf("ping across a partition succeeded: %s", out)
+		}
+		// The side that stays together still talks.
+		ns[1].MustCtl("peer", "ping", ns[2].DeviceID())
+		c.Heal()
+		ns[0].MustCtl("peer", "ping", ns[1].DeviceID())
+		// The peer took in one ping since before and answered it; the ping
+		// sent into the partition never reached it. (The sender keeps that
+		// one's charge: a frame is paid for before it leaves.)
+		after := budgetShow(t, ns[1], ns[0].DeviceID())
+		if after.Received != inc(t, before.Received) || after.Spent != inc(t, before.Spent) {
+			t.Fatalf("peer's budget before %+v, after the partition and one ping %+v", before, after)
+		}
+
+		const delay = 40 * time.Millisecond
+		c.SetLatency(delay)
+		out = ns[0].MustCtl("-o", "json", "peer", "ping", ns[2].DeviceID())
+		var pong struct {
+			RTT string `json:"rtt"`
+		}
+		if err := json.Unmarshal([]byte(out), &pong); err != nil {
+			t.Fatalf("ping reply %q: %v", out, err)
+		}
+		rtt, err := time.ParseDuration(pong.RTT)
+		// A round trip crosses the link twice: it cannot be faster.
+		if err != nil || rtt < 2*delay {
+			t.Fatalf("rtt %q (%v) with a one-way latency of %s", pong.RTT, err, delay)
+		}
+	}, cluster.NetworkControl)
+}
+
+// inc adds one to a count that proto3 JSON writes as a string ("" for 0).
+func inc(t *testing.T, s string) string {
+	t.Helper()
+	var n int
+	if s != "" {
+		if _, err := fmt.Sscan(s, &n); err != nil {
+			t.Fatalf("count %q: %v", s, err)
+		}
+	}
+	return fmt.Sprint(n + 1)
 }
