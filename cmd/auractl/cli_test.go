@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/spf13/cobra"
 )
 
 // result is one in-process auractl run.
@@ -32,9 +34,20 @@ func runCtlContext(ctx context.Context, env map[string]string, stdin io.Reader, 
 		env = map[string]string{"HOME": "/nonexistent-home"}
 	}
 	var out, errw bytes.Buffer
-	code := run(ctx, args, stdin, &out, &errw, func(k string) string { return env[k] })
+	// The system daemon's socket may exist on the machine running the
+	// tests; they look for it where none is, unless they ask otherwise.
+	system := env[testSystemSocket]
+	if system == "" {
+		system = "/nonexistent/run/aurad/aurad.sock"
+	}
+	a := &app{in: stdin, out: &out, err: &errw, getenv: func(k string) string { return env[k] }, systemSocket: system}
+	code := runApp(ctx, a, args)
 	return result{out: out.String(), err: errw.String(), code: code}
 }
+
+// testSystemSocket in a test's env is where that run looks for the system
+// daemon's socket; no real variable has this name.
+const testSystemSocket = "test: system socket"
 
 // shortTempDir keeps unix socket paths under the ~100 byte sun_path limit,
 // which t.TempDir's long names can exceed.
@@ -66,7 +79,7 @@ func TestNotRunning(t *testing.T) {
 			if r.code != ExitUnavailable {
 				t.Errorf("exit %d, want %d", r.code, ExitUnavailable)
 			}
-			if want := "aurad is not running at " + sock + "\n"; r.err != want {
+			if want := "Error: aurad is not running at " + sock + "\n"; r.err != want {
 				t.Errorf("stderr %q, want %q", r.err, want)
 			}
 			if r.out != "" {
@@ -91,7 +104,7 @@ func TestNotRunningStaleSocket(t *testing.T) {
 		t.Fatalf("socket file should remain: %v", err)
 	}
 	r := runCtl(t, nil, nil, "--socket", sock, "status")
-	if r.code != ExitUnavailable || r.err != "aurad is not running at "+sock+"\n" {
+	if r.code != ExitUnavailable || r.err != "Error: aurad is not running at "+sock+"\n" {
 		t.Errorf("exit %d, stderr %q", r.code, r.err)
 	}
 }
@@ -113,11 +126,18 @@ func TestSocketResolution(t *testing.T) {
 		{"AURA_DATADIR", map[string]string{"AURA_DATADIR": p("dd")}, nil, p("dd/aurad.sock")},
 		{"XDG", map[string]string{"XDG_DATA_HOME": p("xdg")}, nil, p("xdg/aura/aurad.sock")},
 		{"HOME", map[string]string{"HOME": p("home")}, nil, p("home/.local/share/aura/aurad.sock")},
+		// aurad's own variables, as the systemd unit sets them.
+		{"AURAD_SOCKET", map[string]string{"AURAD_SOCKET": p("daemon.sock"), "AURA_DATADIR": p("dd")}, nil, p("daemon.sock")},
+		{"AURACTL_SOCKET beats AURAD_SOCKET", map[string]string{"AURACTL_SOCKET": p("env.sock"), "AURAD_SOCKET": p("daemon.sock")}, nil, p("env.sock")},
+		{"datadir flag beats AURAD_SOCKET", map[string]string{"AURAD_SOCKET": p("daemon.sock")}, []string{"--datadir", p("flagdd")}, p("flagdd/aurad.sock")},
+		{"AURAD_DATADIR beats AURA_DATADIR", map[string]string{"AURAD_DATADIR": p("daemondd"), "AURA_DATADIR": p("dd")}, nil, p("daemondd/aurad.sock")},
+		// No system daemon either: the answer names the user's own socket.
+		{"system socket missing too", map[string]string{"HOME": p("home"), testSystemSocket: p("run/aurad.sock")}, nil, p("home/.local/share/aura/aurad.sock")},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := runCtl(t, tt.env, nil, append(tt.args, "status")...)
-			if want := "aurad is not running at " + tt.want + "\n"; r.err != want {
+			if want := "Error: aurad is not running at " + tt.want + "\n"; r.err != want {
 				t.Errorf("stderr %q, want %q", r.err, want)
 			}
 		})
@@ -127,7 +147,7 @@ func TestSocketResolution(t *testing.T) {
 func TestRelativeSocketIsMadeAbsolute(t *testing.T) {
 	r := runCtl(t, nil, nil, "--socket", "no/such/aurad.sock", "status")
 	wd, _ := os.Getwd()
-	if want := "aurad is not running at " + filepath.Join(wd, "no/such/aurad.sock") + "\n"; r.err != want {
+	if want := "Error: aurad is not running at " + filepath.Join(wd, "no/such/aurad.sock") + "\n"; r.err != want {
 		t.Errorf("stderr %q, want %q", r.err, want)
 	}
 }
@@ -211,5 +231,141 @@ func TestVersionWithoutDaemon(t *testing.T) {
 	r = runCtl(t, nil, nil, "--socket", sock, "-o", "json", "version")
 	if r.code != ExitOK || !strings.Contains(r.out, `"client_version"`) {
 		t.Errorf("json: exit %d, out %q", r.code, r.out)
+	}
+}
+
+// With no socket of the user's own, auractl finds the system daemon's, where
+// the systemd unit puts it; the user's own wins when it exists, and an
+// explicit choice is never second-guessed.
+func TestSystemSocketFallback(t *testing.T) {
+	d := startDaemon(t) // the "system" daemon
+	home := shortTempDir(t)
+	own := filepath.Join(home, ".local/share/aura/aurad.sock")
+	env := map[string]string{"HOME": home, testSystemSocket: d.socket}
+
+	r := runCtl(t, env, nil, "status")
+	if r.code != ExitOK || !strings.Contains(r.out, "v9.9.9") {
+		t.Fatalf("no own socket: exit %d, stderr %q; want the system daemon", r.code, r.err)
+	}
+	r = runCtl(t, env, nil, "--datadir", filepath.Dir(own), "status")
+	if want := "Error: aurad is not running at " + own + "\n"; r.code != ExitUnavailable || r.err != want {
+		t.Errorf("explicit --datadir: exit %d, stderr %q, want %q", r.code, r.err, want)
+	}
+	// A stale socket of the user's own is theirs: "not running", not a
+	// silent switch to another daemon.
+	if err := os.MkdirAll(filepath.Dir(own), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("unix", own)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.(*net.UnixListener).SetUnlinkOnClose(false)
+	l.Close()
+	r = runCtl(t, env, nil, "status")
+	if want := "Error: aurad is not running at " + own + "\n"; r.code != ExitUnavailable || r.err != want {
+		t.Errorf("own stale socket: exit %d, stderr %q, want %q", r.code, r.err, want)
+	}
+}
+
+// The root help gives an overview of every command, the JSON mapping and
+// where the socket is looked for; a new command without a line there fails.
+func TestRootHelpDescribesEveryCommand(t *testing.T) {
+	r := runCtl(t, nil, nil, "--help")
+	if r.code != ExitOK {
+		t.Fatalf("exit %d", r.code)
+	}
+	overview, _, ok := strings.Cut(r.out, "Usage:")
+	if !ok {
+		t.Fatalf("no usage section:\n%s", r.out)
+	}
+	root := newRootCmd(&app{getenv: func(string) string { return "" }})
+	for _, c := range root.Commands() {
+		if c.Hidden || c.Name() == "help" {
+			continue
+		}
+		if !strings.Contains(overview, "\n  "+c.Name()+" ") {
+			t.Errorf("the overview does not describe %q", c.Name())
+		}
+	}
+	for _, want := range []string{"--hex", "base64", "64-bit integers as strings", "enums by name", "zero values included", envDaemonSocket, systemSocket, "Exit codes:"} {
+		if !strings.Contains(overview, want) {
+			t.Errorf("help lacks %q", want)
+		}
+	}
+}
+
+// Completion scripts come from cobra's generator for each shell; each names
+// the program it completes.
+func TestCompletionScripts(t *testing.T) {
+	for shell, marker := range map[string]string{
+		"bash":       "__start_auractl",
+		"zsh":        "#compdef auractl",
+		"fish":       "complete -c auractl",
+		"powershell": "Register-ArgumentCompleter",
+	} {
+		t.Run(shell, func(t *testing.T) {
+			r := runCtl(t, nil, nil, "completion", shell)
+			if r.code != ExitOK || !strings.Contains(r.out, marker) || r.err != "" {
+				t.Errorf("exit %d, stderr %q, output lacks %q", r.code, r.err, marker)
+			}
+		})
+	}
+	if r := runCtl(t, nil, nil, "completion", "tcsh"); r.code != ExitUsage {
+		t.Errorf("unknown shell: exit %d, want %d", r.code, ExitUsage)
+	}
+}
+
+// One page per command, generated from the tree: a new command gets its page
+// without anyone writing it.
+func TestManPages(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "man1")
+	r := runCtl(t, nil, nil, "man", dir)
+	if r.code != ExitOK {
+		t.Fatalf("exit %d, stderr %q", r.code, r.err)
+	}
+	want := map[string]bool{}
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		if !c.IsAvailableCommand() && c.HasParent() {
+			return
+		}
+		want[strings.ReplaceAll(c.CommandPath(), " ", "-")+".1"] = true
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(newRootCmd(&app{getenv: func(string) string { return "" }}))
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for _, e := range entries {
+		got[e.Name()] = true
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(b), ".TH \"AURACTL") || !strings.Contains(string(b), ".SH NAME") {
+			t.Errorf("%s is not a man page:\n%.200s", e.Name(), b)
+		}
+	}
+	for name := range want {
+		if !got[name] {
+			t.Errorf("no page %s", name)
+		}
+	}
+	for name := range got {
+		if !want[name] {
+			t.Errorf("page %s for no command", name)
+		}
+	}
+	if len(got) < 30 || !got["auractl-peer-ping.1"] || got["auractl-man.1"] {
+		t.Errorf("%d pages: %v", len(got), got)
+	}
+	root, _ := os.ReadFile(filepath.Join(dir, "auractl.1"))
+	if !strings.Contains(string(root), "Exit codes") {
+		t.Errorf("the root page lacks the help's text")
 	}
 }

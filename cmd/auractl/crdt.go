@@ -228,15 +228,22 @@ the value; with -o json each WatchResponse is one line of compact JSON.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			p := c.app.printer()
 			req := &crdtv1.WatchRequest{Namespace: c.namespace, Name: args[0]}
+			headerDone := false
 			return stream(cmd.Context(), c.app, func(ctx context.Context, cc grpc.ClientConnInterface) (grpc.ServerStreamingClient[crdtv1.WatchResponse], error) {
 				return crdtv1.NewCrdtServiceClient(cc).Watch(ctx, req)
 			}, func(m *crdtv1.WatchResponse) error {
 				return p.streamed(m, func(w io.Writer) error {
+					if !headerDone {
+						headerDone = true
+						if _, err := fmt.Fprintln(w, textCell("FACT", shortIDLen)+"  VALUE"); err != nil {
+							return err
+						}
+					}
 					fact := shortHex(m.GetFactId(), shortIDLen)
 					if fact == "" {
 						fact = "-"
 					}
-					_, err := fmt.Fprintf(w, "%-16s  %s\n", fact, summary(m.GetObject()))
+					_, err := fmt.Fprintln(w, textCell(fact, shortIDLen)+"  "+summary(m.GetObject()))
 					return err
 				})
 			})

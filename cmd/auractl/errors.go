@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -28,6 +29,7 @@ const (
 	ExitDeadlineExceeded   = 10
 	ExitAborted            = 11 // Aborted, Canceled
 	ExitDataLoss           = 12 // aurad's journal is damaged (run aurad check)
+	ExitPeerUnreachable    = 13 // aurad answered: a peer or the network failed
 )
 
 // exitCodeHelp is the table shown in `auractl --help`; errors_test.go checks that
@@ -45,7 +47,8 @@ const exitCodeHelp = `Exit codes:
    9  permission denied, unauthenticated
   10  deadline exceeded (see --timeout)
   11  aborted, canceled
-  12  data loss: aurad's journal is damaged (stop aurad, run aurad check)`
+  12  data loss: aurad's journal is damaged (stop aurad, run aurad check)
+  13  peer unreachable or network failure (aurad itself answered)`
 
 // exitCodeFor maps a gRPC status code to auractl's exit code.
 func exitCodeFor(c codes.Code) int {
@@ -137,6 +140,41 @@ type notRunningError struct{ socket string }
 
 func (e *notRunningError) Error() string { return "aurad is not running at " + e.socket }
 
+// The google.rpc.ErrorInfo that aurad attaches to a status whose cause was a
+// peer or the network (internal/rpc's ErrorDomain and ReasonPeerUnreachable;
+// errors_test.go checks they agree). Without it, Unavailable from aurad
+// would read as aurad itself being unavailable.
+const (
+	errorDomain           = "aurad"
+	reasonPeerUnreachable = "PEER_UNREACHABLE"
+)
+
+// abortPeerUnreachable is the session abort code (session.proto's
+// AbortReason.code) of a send that failed at the network.
+const abortPeerUnreachable = "peer_unreachable"
+
+// withPeerReason marks a status auractl makes itself, for a failure that aurad
+// reported as a peer's, the way aurad marks its own.
+func withPeerReason(st *status.Status) *status.Status {
+	marked, err := st.WithDetails(&errdetails.ErrorInfo{Domain: errorDomain, Reason: reasonPeerUnreachable})
+	if err != nil {
+		// Only a detail that cannot be marshalled fails; ErrorInfo always can.
+		return st
+	}
+	return marked
+}
+
+// peerUnreachable reports whether st is aurad saying that a peer or the
+// network failed.
+func peerUnreachable(st *status.Status) bool {
+	for _, d := range st.Details() {
+		if info, ok := d.(*errdetails.ErrorInfo); ok && info.GetDomain() == errorDomain && info.GetReason() == reasonPeerUnreachable {
+			return true
+		}
+	}
+	return false
+}
+
 // grpcStatus finds a gRPC status anywhere in err's chain.
 func grpcStatus(err error) (*status.Status, bool) {
 	var se interface{ GRPCStatus() *status.Status }
@@ -160,6 +198,9 @@ func exitCode(err error) int {
 		return ExitUnavailable
 	}
 	if st, ok := grpcStatus(err); ok {
+		if peerUnreachable(st) {
+			return ExitPeerUnreachable
+		}
 		return exitCodeFor(st.Code())
 	}
 	switch {
@@ -188,12 +229,6 @@ func errorMessage(err error) string {
 // errorLine renders err as the single line auractl writes to stderr.
 func errorLine(err error) string {
 	line := "Error: " + errorMessage(err)
-	var nr *notRunningError
-	if errors.As(err, &nr) {
-		// Said plainly, without the prefix: it is the expected answer when
-		// no daemon runs, and scripts match it verbatim.
-		line = nr.Error()
-	}
 	// One line, always: scripts read stderr line by line and server messages
 	// may carry newlines. Whatever else they carry that a terminal would
 	// hide or act on (they may quote names and input) is shown escaped.

@@ -7,8 +7,12 @@ import (
 	"strings"
 	"testing"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/aura-p2p/aura/internal/core"
+	"github.com/aura-p2p/aura/internal/rpc"
 )
 
 func TestExitCodeFor(t *testing.T) {
@@ -47,7 +51,7 @@ func TestExitCodeFor(t *testing.T) {
 // The help text is the only place users see the table, so it must list every
 // code exitCodeFor can produce, plus usage.
 func TestExitCodeHelpListsEveryCode(t *testing.T) {
-	seen := map[int]bool{ExitUsage: true}
+	seen := map[int]bool{ExitUsage: true, ExitPeerUnreachable: true}
 	for c := codes.OK; c <= codes.Unauthenticated; c++ {
 		seen[exitCodeFor(c)] = true
 	}
@@ -81,7 +85,7 @@ func TestExitCodeAndLine(t *testing.T) {
 			name: "not running",
 			err:  &notRunningError{socket: "/run/aurad/aurad.sock"},
 			code: ExitUnavailable,
-			line: "aurad is not running at /run/aurad/aurad.sock",
+			line: "Error: aurad is not running at /run/aurad/aurad.sock",
 		},
 		{
 			name: "usage",
@@ -108,6 +112,30 @@ func TestExitCodeAndLine(t *testing.T) {
 			line: "Error: read: context deadline exceeded",
 		},
 		{
+			name: "aurad unavailable",
+			err:  status.Error(codes.Unavailable, "aurad is shutting down"),
+			code: ExitUnavailable,
+			line: "Error: unavailable: aurad is shutting down",
+		},
+		{
+			name: "peer unreachable",
+			err:  peerStatus(fmt.Errorf("send to d1: failed to dial: no addresses: %w", core.ErrUnavailable)),
+			code: ExitPeerUnreachable,
+			line: "Error: unavailable: send to d1: failed to dial: no addresses",
+		},
+		{
+			name: "peer did not answer in time",
+			err:  fmt.Errorf("ping: %w", peerStatus(fmt.Errorf("no pong from d1: %w", context.DeadlineExceeded))),
+			code: ExitPeerUnreachable,
+			line: "Error: deadline exceeded: no pong from d1",
+		},
+		{
+			name: "another domain's reason is not ours",
+			err:  withInfo(codes.Unavailable, "x", &errdetails.ErrorInfo{Domain: "elsewhere", Reason: reasonPeerUnreachable}),
+			code: ExitUnavailable,
+			line: "Error: unavailable: x",
+		},
+		{
 			name: "multi-line message becomes one line",
 			err:  status.Error(codes.Internal, "first\nsecond\r\nthird"),
 			code: ExitError,
@@ -126,6 +154,29 @@ func TestExitCodeAndLine(t *testing.T) {
 	}
 	if exitCode(nil) != ExitOK {
 		t.Error("exitCode(nil) != 0")
+	}
+}
+
+func withInfo(c codes.Code, msg string, info *errdetails.ErrorInfo) error {
+	st, err := status.New(c, msg).WithDetails(info)
+	if err != nil {
+		panic(err)
+	}
+	return st.Err()
+}
+
+// peerStatus is what aurad sends for a peer failure: internal/rpc's ToStatus
+// of a marked domain error.
+func peerStatus(domainErr error) error {
+	st, _ := rpc.ToStatus(rpc.PeerUnreachable(domainErr))
+	return st.Err()
+}
+
+// auractl keeps its own copy of the reason, so that it does not link the
+// server's packages; the copies must agree.
+func TestPeerReasonMatchesServer(t *testing.T) {
+	if errorDomain != rpc.ErrorDomain || reasonPeerUnreachable != rpc.ReasonPeerUnreachable {
+		t.Fatalf("auractl reads %s/%s, aurad sends %s/%s", errorDomain, reasonPeerUnreachable, rpc.ErrorDomain, rpc.ReasonPeerUnreachable)
 	}
 }
 

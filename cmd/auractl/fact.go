@@ -247,8 +247,8 @@ With -o json each fact is one line of compact JSON.`,
 				return usagef("--type and --namespace must be valid UTF-8")
 			}
 			p := a.printer()
-			// Rows arrive one at a time, so tabwriter cannot align them;
-			// fixed widths keep the common case tidy instead.
+			// Rows arrive one at a time, so tabwriter cannot align them:
+			// the columns have fixed widths (see textCell).
 			headerDone := false
 			return stream(cmd.Context(), a, func(ctx context.Context, cc grpc.ClientConnInterface) (grpc.ServerStreamingClient[journalv1.WatchFactsResponse], error) {
 				return journalv1.NewJournalServiceClient(cc).WatchFacts(ctx, &req)
@@ -283,5 +283,8 @@ With -o json each fact is one line of compact JSON.`,
 }
 
 func watchLine(seq, id, typ, lamport, author, payload string) string {
-	return fmt.Sprintf("%-8s  %-16s  %-20s  %-8s  %-16s  %s", seq, id, typ, lamport, author, payload)
+	return strings.Join([]string{
+		numberCell(seq, watchSeqWidth), textCell(id, shortIDLen), textCell(typ, watchTypeWidth),
+		numberCell(lamport, watchSeqWidth), textCell(author, shortAuthorLen), payload,
+	}, "  ")
 }

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestReadPayload(t *testing.T) {
@@ -55,5 +56,39 @@ func TestReadPayload(t *testing.T) {
 				t.Errorf("payload %q, want %q", got, tt.want)
 			}
 		})
+	}
+}
+
+// Watch rows are printed one at a time, so their columns have fixed widths:
+// a type id longer than its column is cut with a marker, and every column
+// after it starts where the header's does.
+func TestWatchLineColumnsStayAligned(t *testing.T) {
+	header := watchLine("SEQ", "ID", "TYPE", "LAMPORT", "AUTHOR", "PAYLOAD")
+	rows := []struct {
+		typ, wantType string
+	}{
+		{"note", "note"},
+		{strings.Repeat("t", watchTypeWidth), strings.Repeat("t", watchTypeWidth)},
+		{"aura.chat.message.reaction.with.a.long.name/v1", "aura.chat.message.react…"},
+		{"exe\u202etxt.with.hidden.char/v1", `exe\u202etxt.with.hidde…`},
+		{"日本語のタイプ名", "日本語のタイプ名"},
+	}
+	cols := []string{"ID", "TYPE", "LAMPORT", "AUTHOR", "PAYLOAD"}
+	for _, r := range rows {
+		line := watchLine("12", strings.Repeat("1", 16), r.typ, "7", strings.Repeat("a", 16), "hello")
+		for _, c := range cols {
+			at := utf8.RuneCountInString(header[:strings.Index(header, c)])
+			runes := []rune(line)
+			if at >= len(runes) || runes[at] == ' ' || runes[at-1] != ' ' {
+				t.Errorf("type %q: column %s does not start at rune %d:\n%s\n%s", r.typ, c, at, header, line)
+			}
+		}
+		if !strings.Contains(line, "  "+r.wantType+" ") {
+			t.Errorf("type %q shown as %q, want %q", r.typ, line, r.wantType)
+		}
+	}
+	// Numbers are never cut: a cut one would read as another number.
+	if line := watchLine("123456789012", "i", "t", "1", "a", "p"); !strings.HasPrefix(line, "123456789012  ") {
+		t.Errorf("long seq cut: %q", line)
 	}
 }

@@ -31,12 +31,40 @@ const (
 	previewRunes   = 40
 )
 
+// Watch rows arrive one at a time, so a tabwriter, which needs every row
+// before it can size a column, cannot align them. Their columns have fixed
+// widths instead: text longer than its column is cut, ending in "…", so
+// that the columns after it stay in place.
+const (
+	watchSeqWidth  = 10 // seq and lamport: ten digits are billions of facts
+	watchTypeWidth = 24
+)
+
+// textCell pads s to width runes, or cuts it to width-1 and marks the cut.
+// It escapes what the terminal would hide first, so that it measures what
+// will be printed.
+func textCell(s string, width int) string {
+	s = safetext.Escape(s, "")
+	n := utf8.RuneCountInString(s)
+	if n > width {
+		return string([]rune(s)[:width-1]) + "…"
+	}
+	return s + strings.Repeat(" ", width-n)
+}
+
+// numberCell pads a number to width; a wider one is printed whole, since a
+// cut number would read as another number.
+func numberCell(s string, width int) string {
+	return fmt.Sprintf("%-*s", width, s)
+}
+
 // printer writes responses in the format chosen with -o. JSON is the protojson of
 // the response message, so its shape is exactly as stable as the .proto files;
 // tables are for people and may change.
 type printer struct {
 	w    io.Writer
 	json bool
+	hex  bool // bytes fields as hex in JSON (--hex)
 }
 
 func (p printer) jsonOptions(indent string) protojson.MarshalOptions {
@@ -116,9 +144,15 @@ func (e *escapingWriter) flush() error {
 }
 
 func (p printer) writeJSON(m proto.Message, indent string) error {
+	name := m.ProtoReflect().Descriptor().FullName()
 	b, err := p.jsonOptions(indent).Marshal(m)
 	if err != nil {
-		return fmt.Errorf("encode %s as json: %w", m.ProtoReflect().Descriptor().FullName(), err)
+		return fmt.Errorf("encode %s as json: %w", name, err)
+	}
+	if p.hex {
+		if b, err = hexBytesJSON(b, m.ProtoReflect().Descriptor(), indent); err != nil {
+			return fmt.Errorf("encode %s as json with hex bytes: %w", name, err)
+		}
 	}
 	b = append(b, '\n')
 	if _, err := p.w.Write(b); err != nil {

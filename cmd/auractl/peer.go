@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -9,6 +10,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	peerv1 "github.com/aura-p2p/aura/api/proto/aura/peer/v1"
@@ -131,16 +134,30 @@ answer passes the guard chain: capability check, a persisted flow-budget charge
 and a signed receipt, so the round trip is what real traffic costs. The ping is
 charged to the pairwise link context unless --context names another.
 
-With -o json each reply is one line of compact JSON.`,
+With -o json each reply is one line of compact JSON. A peer that cannot be
+reached (no address, dial refused, no answer within 10s) exits 13; exit 3
+means aurad itself did not answer. The run is not bound by the default
+--timeout; a --timeout given explicitly bounds it (exit 10 when it passes).`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			// aurad reads 0 as "unset" and would send one ping.
+			if count == 0 {
+				return usagef("%s: --count must be at least 1", cmd.CommandPath())
+			}
 			req := &peerv1.PingRequest{Peer: args[0], Count: count, Context: ctxID, Interval: durationpb.New(interval)}
 			p := a.printer()
 			var rtts []time.Duration
 			var charged uint64
-			// Not bound by --timeout: aurad gives each ping 10s and the run
-			// lasts as long as the pings do.
-			err := stream(cmd.Context(), a, func(ctx context.Context, cc grpc.ClientConnInterface) (grpc.ServerStreamingClient[peerv1.PingResponse], error) {
+			// Not bound by the default --timeout: aurad gives each ping 10s
+			// and the run lasts as long as the pings do. An explicit
+			// --timeout bounds the whole run.
+			ctx := cmd.Context()
+			if cmd.Flag("timeout").Changed && a.timeout > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, a.timeout)
+				defer cancel()
+			}
+			err := stream(ctx, a, func(ctx context.Context, cc grpc.ClientConnInterface) (grpc.ServerStreamingClient[peerv1.PingResponse], error) {
 				return peerv1.NewPeerServiceClient(cc).Ping(ctx, req)
 			}, func(m *peerv1.PingResponse) error {
 				rtt := m.GetRtt().AsDuration()
@@ -153,6 +170,9 @@ With -o json each reply is one line of compact JSON.`,
 			})
 			if err != nil {
 				return err
+			}
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) && len(rtts) < int(count) {
+				return status.Errorf(codes.DeadlineExceeded, "%d of %d pings answered within --timeout %s", len(rtts), count, a.timeout)
 			}
 			if a.output == outputTable && len(rtts) > 0 {
 				lo, hi, sum := rtts[0], rtts[0], time.Duration(0)

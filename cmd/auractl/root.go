@@ -26,6 +26,19 @@ import (
 // --datadir.
 const envSocket = "AURACTL_SOCKET"
 
+// aurad's own variables for its socket and data dir (node.Config's socket and
+// data_dir, as AURAD_*): the systemd unit sets them, and an operator who
+// exports them for aurad reaches the same daemon with auractl.
+const (
+	envDaemonSocket  = "AURAD_SOCKET"
+	envDaemonDataDir = "AURAD_DATADIR"
+)
+
+// systemSocket is where deploy/aurad.service has aurad listen
+// (RuntimeDirectory=aurad, AURAD_SOCKET); auractl falls back to it when the
+// user's own data dir has no socket. unit_test.go checks the unit agrees.
+const systemSocket = "/run/aurad/aurad.sock"
+
 // probeTimeout bounds the check that tells "nothing listens on the socket" from
 // "aurad answered Unavailable".
 const probeTimeout = time.Second
@@ -38,12 +51,16 @@ type app struct {
 	out    io.Writer
 	err    io.Writer
 	getenv func(string) string
+	// systemSocket is the last place the socket is looked for; tests point
+	// it elsewhere.
+	systemSocket string
 
 	datadir    string
 	datadirSet bool
 	socket     string
 	timeout    time.Duration
 	output     string
+	hex        bool
 
 	// started is set once cobra has parsed the flags and validated the
 	// arguments: an error before it is the user's command line, an error after
@@ -57,7 +74,10 @@ type app struct {
 // run executes one auractl invocation and returns its exit code. ctx is
 // cancelled on SIGINT/SIGTERM, which ends watch streams.
 func run(ctx context.Context, args []string, in io.Reader, out, errw io.Writer, getenv func(string) string) int {
-	a := &app{in: in, out: out, err: errw, getenv: getenv}
+	return runApp(ctx, &app{in: in, out: out, err: errw, getenv: getenv, systemSocket: systemSocket}, args)
+}
+
+func runApp(ctx context.Context, a *app, args []string) int {
 	root := newRootCmd(a)
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
@@ -78,12 +98,39 @@ func newRootCmd(a *app) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "auractl",
 		Short: "Control a running aurad",
-		Long: `auractl talks to a running aurad over its control socket: status, the
-signed fact journal, and replicated CRDT objects.
+		Long: `auractl talks to a running aurad over its control socket.
 
-Output is a human table by default; -o json prints the protojson of the
-daemon's response (proto field names, all fields present), one compact object
-per line for streams. Errors are one line on stderr.
+  status               the device, its account, addresses and journal counts
+  fact                 the signed fact journal: append, get, list, watch
+  crdt                 replicated objects (counter, register, set, map)
+  peer                 devices aurad talks to: add, rm, list, connect, ping
+  budget               flow budgets per context and peer, their receipts, limits
+  leakage              metadata leakage charged per observer class
+  session              start, list, show and watch sessions of embedded protocols
+  choreo               check protocol files and print projections (no daemon)
+  backup               consistent snapshot of the journal while aurad runs
+  stop                 drain and stop aurad, as SIGTERM does
+  version              auractl's and aurad's versions
+  completion           shell completion for bash, zsh, fish or powershell
+
+"auractl COMMAND --help" tells more about each.
+
+Output is a human table by default. -o json prints the daemon's response
+message as protojson (the proto3 JSON mapping), indented, or one compact
+object per line for streams: proto field names (device_id); every field
+present, zero values included ("", 0, false, []), an unset message as null,
+of a oneof only the field that is set; 64-bit integers as strings ("42");
+enums by name (OBJECT_KIND_COUNTER); Timestamps as RFC 3339 in UTC,
+Durations as seconds ("1.500s"); bytes fields (payload, signature) as
+standard base64, or lowercase hex with --hex. Ids are hex strings either way.
+Errors are one line on stderr.
+
+The control socket is the first of: --socket; <--datadir>/aurad.sock when
+--datadir is given; $AURACTL_SOCKET; $AURAD_SOCKET (aurad's own variable, set
+by the systemd unit); <datadir>/aurad.sock, the data dir being $AURAD_DATADIR,
+$AURA_DATADIR, $XDG_DATA_HOME/aura or ~/.local/share/aura; and, when that
+socket does not exist, ` + systemSocket + ` (the systemd unit's, for members
+of the aurad group).
 
 ` + exitCodeHelp,
 		Version:           buildinfo.Version(),
@@ -102,16 +149,20 @@ per line for streams. Errors are one line on stderr.
 	root.SetOut(a.out)
 	root.SetErr(a.err)
 
-	defaultDataDir, err := core.DefaultDataDir(a.getenv)
-	if err != nil {
-		// Only commands that need the socket fail, and they say how to fix it.
-		defaultDataDir = ""
+	defaultDataDir := a.getenv(envDaemonDataDir)
+	if defaultDataDir == "" {
+		var err error
+		if defaultDataDir, err = core.DefaultDataDir(a.getenv); err != nil {
+			// Only commands that need the socket fail, and they say how to fix it.
+			defaultDataDir = ""
+		}
 	}
 	pf := root.PersistentFlags()
-	pf.StringVar(&a.datadir, "datadir", defaultDataDir, "aurad's data directory (env "+core.EnvDataDir+")")
-	pf.StringVar(&a.socket, "socket", "", "control socket (env "+envSocket+"; default <datadir>/"+core.SocketName+")")
+	pf.StringVar(&a.datadir, "datadir", defaultDataDir, "aurad's data directory (env "+envDaemonDataDir+" or "+core.EnvDataDir+")")
+	pf.StringVar(&a.socket, "socket", "", "control socket (env "+envSocket+" or "+envDaemonSocket+"; default <datadir>/"+core.SocketName+", else "+systemSocket+")")
 	pf.DurationVar(&a.timeout, "timeout", 5*time.Second, "deadline for each command; 0 waits forever; watch commands ignore it")
 	pf.StringVarP(&a.output, "output", "o", outputTable, "output format: table or json")
+	pf.BoolVar(&a.hex, "hex", false, "with -o json, print bytes fields as lowercase hex instead of base64")
 	_ = root.RegisterFlagCompletionFunc("output", cobra.FixedCompletions(
 		[]string{outputTable, outputJSON}, cobra.ShellCompDirectiveNoFileComp))
 
@@ -127,7 +178,16 @@ per line for streams. Errors are one line on stderr.
 		newStopCmd(a),
 		newVersionCmd(a),
 	)
-	root.AddCommand(newBackupCmd(a))
+	root.AddCommand(newBackupCmd(a), newManCmd(a))
+	// cobra adds its completion command (bash, zsh, fish, powershell) only
+	// once it executes; adding it here puts it in the man pages and lets it
+	// refuse an unknown shell as the other nouns refuse an unknown command.
+	root.InitDefaultCompletionCmd()
+	for _, c := range root.Commands() {
+		if c.Name() == "completion" {
+			c.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
+		}
+	}
 	return root
 }
 
@@ -155,12 +215,13 @@ func (a *app) preRun(cmd *cobra.Command, _ []string) error {
 }
 
 func (a *app) printer() printer {
-	return printer{w: a.out, json: a.output == outputJSON}
+	return printer{w: a.out, json: a.output == outputJSON, hex: a.hex}
 }
 
-// socketPath resolves the control socket: --socket, else an explicit
-// --datadir's socket, else $AURACTL_SOCKET, else the default data dir's socket.
-// Flags beat the environment field by field, as in aurad.
+// socketPath resolves the control socket in the order the root help gives:
+// --socket, else an explicit --datadir's socket, else $AURACTL_SOCKET, else
+// $AURAD_SOCKET, else the data dir's socket, else, when that does not exist,
+// the systemd unit's. Flags beat the environment field by field, as in aurad.
 func (a *app) socketPath() (string, error) {
 	if a.sockPath != "" {
 		return a.sockPath, nil
@@ -168,6 +229,12 @@ func (a *app) socketPath() (string, error) {
 	p := a.socket
 	if p == "" && !a.datadirSet {
 		p = a.getenv(envSocket)
+		if p == "" {
+			p = a.getenv(envDaemonSocket)
+		}
+	}
+	if p == "" && !a.datadirSet {
+		p = a.defaultSocket()
 	}
 	if p == "" {
 		if a.datadir == "" {
@@ -181,6 +248,28 @@ func (a *app) socketPath() (string, error) {
 	}
 	a.sockPath = abs
 	return abs, nil
+}
+
+// defaultSocket is the data dir's socket, or the system daemon's when the
+// data dir has none and the system's exists; "" when there is no data dir
+// and no system daemon. A socket that is missing in both places is reported
+// at the data dir, where the user's own aurad would be.
+func (a *app) defaultSocket() string {
+	var own string
+	if a.datadir != "" {
+		own = filepath.Join(a.datadir, core.SocketName)
+		if _, err := os.Lstat(own); !errors.Is(err, fs.ErrNotExist) {
+			return own
+		}
+	}
+	if a.systemSocket != "" {
+		// Permission denied too: "permission denied" at the system
+		// socket says more than "not running" at the user's.
+		if _, err := os.Lstat(a.systemSocket); err == nil || errors.Is(err, fs.ErrPermission) {
+			return a.systemSocket
+		}
+	}
+	return own
 }
 
 // dial returns the connection to aurad, creating it on first use. grpc.NewClient
@@ -257,6 +346,10 @@ func (a *app) rpcError(ctx context.Context, err error) error {
 	}
 	switch st.Code() {
 	case codes.Unavailable:
+		if peerUnreachable(st) {
+			// aurad answered: a peer is what could not be reached.
+			return err
+		}
 		// aurad also answers Unavailable while starting or stopping; only a
 		// socket that accepts nothing means it is not running.
 		perr := a.probe(context.WithoutCancel(ctx))

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -573,8 +574,14 @@ func TestCrdtListAndWatch(t *testing.T) {
 	r = d.run(t, "", "crdt", "watch", "hits")
 	mustOK(t, r)
 	lines := strings.Split(strings.TrimSuffix(r.out, "\n"), "\n")
-	if len(lines) != 3 || !strings.HasPrefix(lines[0], "- ") || !strings.HasSuffix(lines[2], " 5") {
-		t.Errorf("watch table:\n%s", r.out)
+	want := []string{
+		"FACT              VALUE",
+		"-                 1",
+		strings.Repeat("e", 16) + "  2",
+		strings.Repeat("e", 16) + "  5",
+	}
+	if !slices.Equal(lines, want) {
+		t.Errorf("watch table:\n%s\nwant:\n%s", r.out, strings.Join(want, "\n"))
 	}
 	r = d.run(t, "", "-o", "json", "crdt", "--namespace", "context/w", "watch", "hits")
 	mustOK(t, r)

@@ -116,7 +116,7 @@ journal facts.
 --choice gives the branch labels the relay handler takes, in order, at each
 choice its role decides (default: the first branch). --wait blocks until the
 session ends (not bound by --timeout unless it is given) and exits 11 if it
-aborted.`,
+aborted, 13 if it aborted because a peer could not be reached.`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			req := &sessionv1.StartSessionRequest{Protocol: args[0], Context: ctxID, Choices: choices, Wait: wait}
@@ -142,7 +142,11 @@ aborted.`,
 				return err
 			}
 			if s.GetState() == sessionv1.SessionState_SESSION_STATE_ABORTED {
-				return status.Errorf(codes.Aborted, "session %s aborted: %s", s.GetId(), reasonText(s.GetReason()))
+				st := status.Newf(codes.Aborted, "session %s aborted: %s", s.GetId(), reasonText(s.GetReason()))
+				if s.GetReason().GetCode() == abortPeerUnreachable {
+					st = withPeerReason(st)
+				}
+				return st.Err()
 			}
 			return nil
 		},

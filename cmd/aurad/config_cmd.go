@@ -35,7 +35,7 @@ func newConfigCmd(stdout io.Writer, getenv func(string) string) *cobra.Command {
 	dump.RunE = func(*cobra.Command, []string) error {
 		cfg, _, err := flags.Load(getenv)
 		if err != nil {
-			return err
+			return usageError{err}
 		}
 		b, err := cfg.Encode()
 		if err != nil {

@@ -33,7 +33,7 @@ It never replaces an existing journal.`,
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		cfg, _, err := flags.Load(getenv)
 		if err != nil {
-			return err
+			return usageError{err}
 		}
 		rep, err := node.Init(cmd.Context(), cfg, node.Deps{})
 		if err != nil {

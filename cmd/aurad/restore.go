@@ -53,7 +53,7 @@ aurad runs as.`,
 		}
 		cfg, _, err := flags.Load(getenv)
 		if err != nil {
-			return err
+			return usageError{err}
 		}
 		cfg.Log.Format = "console"
 		log, err := newLogger(cfg, stderr)

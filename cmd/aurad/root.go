@@ -26,7 +26,13 @@ const (
 	exitUsage  = 2
 )
 
+// usageError is a mistake in what aurad was told: a flag, or the config that
+// flags, environment and file make together. It exits 2 whichever of them
+// holds the mistake, so a supervisor or script can tell "fix the command or
+// config" from "aurad failed".
 type usageError struct{ error }
+
+func (u usageError) Unwrap() error { return u.error }
 
 func execute(args []string, stdout, stderr io.Writer, getenv func(string) string) int {
 	root := newRootCmd(stdout, stderr, getenv)
@@ -49,8 +55,16 @@ func newRootCmd(stdout, stderr io.Writer, getenv func(string) string) *cobra.Com
 		Short: "Aura daemon: a private peer-to-peer coordination journal",
 		Long: `aurad keeps this device's signed fact journal and serves the gRPC API that
 auractl drives. With no flags it runs in the foreground on embedded defaults:
-data in $AURA_DATADIR, else $XDG_DATA_HOME/aura, else ~/.local/share/aura, and
-the control socket <datadir>/aurad.sock.`,
+data in $AURAD_DATADIR or $AURA_DATADIR, else $XDG_DATA_HOME/aura, else
+~/.local/share/aura, and the control socket <datadir>/aurad.sock.
+
+Settings come from, in rising precedence per key: defaults, the TOML file
+(--config, else $AURAD_CONFIG, else <datadir>/aurad.toml when present),
+AURAD_* environment variables, flags. A file named by --config or
+$AURAD_CONFIG must exist.
+
+Exit codes: 0 stopped cleanly, 1 failed while running, 2 usage or
+configuration error (bad flag, value, environment variable or config file).`,
 		Args:          cobra.NoArgs,
 		SilenceUsage:  true,
 		SilenceErrors: true,
@@ -62,7 +76,7 @@ the control socket <datadir>/aurad.sock.`,
 	root.RunE = func(cmd *cobra.Command, _ []string) error {
 		cfg, file, err := flags.Load(getenv)
 		if err != nil {
-			return err
+			return usageError{err}
 		}
 		return runDaemon(cfg, file, stderr)
 	}

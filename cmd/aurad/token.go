@@ -49,7 +49,7 @@ The running daemon does not see the new token until it restarts.`,
 		}
 		cfg, _, err := flags.Load(getenv)
 		if err != nil {
-			return err
+			return usageError{err}
 		}
 		if cfg.Control.TokenFile == "" {
 			return usageError{fmt.Errorf("no token file configured: set control.token_file in the config file, or pass --control-token-file")}

@@ -21,8 +21,13 @@ import (
 // ConfigVersion is the config file format this binary reads.
 const ConfigVersion = 1
 
-// ConfigFileName is looked for in the data dir when --config is not given.
+// ConfigFileName is looked for in the data dir when neither --config nor
+// AURAD_CONFIG names a file.
 const ConfigFileName = "aurad.toml"
+
+// EnvConfig names the config file, below --config. Like --config, it names a
+// file that must exist: a mistyped path never runs on defaults.
+const EnvConfig = "AURAD_CONFIG"
 
 // Config is everything aurad can be told. Each field is decided on its own:
 // default < TOML file < AURAD_* environment < explicitly set flag.
@@ -254,7 +259,7 @@ type ConfigFlags struct {
 func NewConfigFlags(fs *pflag.FlagSet) *ConfigFlags {
 	defaults := DefaultConfig() // so --help shows the defaults
 	cf := &ConfigFlags{fs: fs, parsed: &defaults, config: new(string)}
-	fs.StringVar(cf.config, "config", "", "TOML config file (default <datadir>/aurad.toml when present)")
+	fs.StringVar(cf.config, "config", "", "TOML config file (env "+EnvConfig+"; default <datadir>/aurad.toml when present)")
 	for _, f := range configFields() {
 		fs.Var(f.value(cf.parsed), f.flag, f.usage+" (env "+envName(f.flag)+")")
 	}
@@ -290,7 +295,11 @@ func (cf *ConfigFlags) Load(getenv func(string) string) (Config, string, error) 
 
 	// The file's location may depend on the data dir, which flags and the
 	// environment can set; find it first.
-	path, explicit := *cf.config, *cf.config != ""
+	path := *cf.config
+	if path == "" {
+		path = getenv(EnvConfig)
+	}
+	explicit := path != ""
 	if !explicit {
 		probe := DefaultConfig()
 		if err := apply(&probe, true); err != nil {
@@ -310,7 +319,14 @@ func (cf *ConfigFlags) Load(getenv func(string) string) (Config, string, error) 
 	case errors.Is(err, os.ErrNotExist) && !explicit:
 		path = ""
 	default:
-		return Config{}, "", fmt.Errorf("config file: %w: %w", err, core.ErrInvalidArgument)
+		source := "config file"
+		switch {
+		case *cf.config != "":
+			source = "--config"
+		case explicit:
+			source = EnvConfig
+		}
+		return Config{}, "", fmt.Errorf("%s: %w: %w", source, err, core.ErrInvalidArgument)
 	}
 	if err := apply(&cfg, false); err != nil {
 		return Config{}, "", err

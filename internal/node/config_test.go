@@ -130,3 +130,59 @@ func TestSampleConfigMatchesDefaults(t *testing.T) {
 		t.Fatalf("sample decodes to %+v, %v", back, err)
 	}
 }
+
+// AURAD_CONFIG names the file as --config does (the systemd unit sets it):
+// below --config, above <datadir>/aurad.toml, and it must exist.
+func TestConfigFileFromEnvironment(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, level string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte("[log]\nlevel = '"+level+"'\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	inDataDir := write(ConfigFileName, "warn")
+	fromEnv := write("env.toml", "error")
+	fromFlag := write("flag.toml", "debug")
+	tests := []struct {
+		name      string
+		args      []string
+		env       map[string]string
+		wantFile  string
+		wantLevel string
+		wantErr   string
+	}{
+		{"data dir file", nil, nil, inDataDir, "warn", ""},
+		{"AURAD_CONFIG beats the data dir's", nil, map[string]string{EnvConfig: fromEnv}, fromEnv, "error", ""},
+		{"--config beats AURAD_CONFIG", []string{"--config", fromFlag}, map[string]string{EnvConfig: fromEnv}, fromFlag, "debug", ""},
+		{"env value beats the file it names", nil, map[string]string{EnvConfig: fromEnv, "AURAD_LOG_LEVEL": "info"}, fromEnv, "info", ""},
+		{"missing AURAD_CONFIG file", nil, map[string]string{EnvConfig: filepath.Join(dir, "nope.toml")}, "", "", EnvConfig + ": open "},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := map[string]string{"AURA_DATADIR": dir}
+			for k, v := range tc.env {
+				e[k] = v
+			}
+			fs := pflag.NewFlagSet("aurad", pflag.ContinueOnError)
+			cf := NewConfigFlags(fs)
+			if err := fs.Parse(tc.args); err != nil {
+				t.Fatal(err)
+			}
+			cfg, file, err := cf.Load(env(e))
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !errors.Is(err, core.ErrInvalidArgument) {
+					t.Fatalf("got %v, want an invalid-argument error with %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if file != tc.wantFile || cfg.Log.Level != tc.wantLevel {
+				t.Fatalf("file %q level %q, want %q %q", file, cfg.Log.Level, tc.wantFile, tc.wantLevel)
+			}
+		})
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"syscall"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -58,7 +59,53 @@ func ToStatus(err error) (st *status.Status, known bool) {
 	if msg := capMessage(st.Message()); msg != st.Message() {
 		st = status.New(st.Code(), msg)
 	}
+	var pe *peerError
+	if errors.As(err, &pe) && len(st.Details()) == 0 {
+		if d, derr := st.WithDetails(&errdetails.ErrorInfo{Reason: ReasonPeerUnreachable, Domain: ErrorDomain}); derr == nil {
+			st = d
+		}
+	}
 	return st, known
+}
+
+// ErrorDomain and the reasons of the google.rpc.ErrorInfo detail that aurad
+// attaches where the code alone does not say who failed.
+const (
+	ErrorDomain = "aurad"
+	// ReasonPeerUnreachable: a peer or the network between the devices
+	// failed (no address, dial refused, stream reset, no answer in time).
+	// The code stays what the cause maps to, usually Unavailable, which a
+	// client would otherwise read as "the daemon is unavailable".
+	ReasonPeerUnreachable = "PEER_UNREACHABLE"
+)
+
+// PeerUnreachable marks err as a failure to reach a peer, so that its status
+// carries ReasonPeerUnreachable. Adapters mark what they know came from the
+// network; the error's sentinel still decides the code.
+func PeerUnreachable(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &peerError{err: err}
+}
+
+type peerError struct{ err error }
+
+func (e *peerError) Error() string { return e.err.Error() }
+func (e *peerError) Unwrap() error { return e.err }
+
+// Reason returns the ErrorInfo reason aurad attached to err's status, or "".
+func Reason(err error) string {
+	st, ok := status.FromError(err)
+	if !ok {
+		return ""
+	}
+	for _, d := range st.Details() {
+		if info, ok := d.(*errdetails.ErrorInfo); ok && info.GetDomain() == ErrorDomain {
+			return info.GetReason()
+		}
+	}
+	return ""
 }
 
 func toStatus(err error) (*status.Status, bool) {

@@ -87,3 +87,32 @@ func TestMergeRefusesDuplicates(t *testing.T) {
 		t.Fatal("duplicate entry accepted")
 	}
 }
+
+// A peer failure keeps the code its sentinel gives and carries the reason that
+// tells it from the daemon being unavailable; nothing else carries it.
+func TestToStatusPeerUnreachable(t *testing.T) {
+	tests := []struct {
+		name   string
+		err    error
+		code   codes.Code
+		reason string
+	}{
+		{"dial failed", PeerUnreachable(fmt.Errorf("send to d1: dial refused: %w", core.ErrUnavailable)), codes.Unavailable, ReasonPeerUnreachable},
+		{"no pong", PeerUnreachable(fmt.Errorf("no pong from d1: %w", context.DeadlineExceeded)), codes.DeadlineExceeded, ReasonPeerUnreachable},
+		{"wrapped mark", fmt.Errorf("ping: %w", PeerUnreachable(fmt.Errorf("x: %w", core.ErrUnavailable))), codes.Unavailable, ReasonPeerUnreachable},
+		{"long message keeps the reason", PeerUnreachable(fmt.Errorf("%s: %w", strings.Repeat("x", 2*maxMessage), core.ErrUnavailable)), codes.Unavailable, ReasonPeerUnreachable},
+		{"daemon unavailable", fmt.Errorf("closing: %w", core.ErrUnavailable), codes.Unavailable, ""},
+		{"nil mark", PeerUnreachable(nil), codes.OK, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			st, _ := ToStatus(tc.err)
+			if st.Code() != tc.code {
+				t.Fatalf("code %v, want %v", st.Code(), tc.code)
+			}
+			if got := Reason(st.Err()); got != tc.reason {
+				t.Fatalf("reason %q, want %q", got, tc.reason)
+			}
+		})
+	}
+}

@@ -24,4 +24,11 @@
 // that fails is dropped and counted per reason (a receipt on another epoch
 // schedule, ErrEpochSchedule, apart from other receipt failures); a peer that
 // keeps failing is disconnected and refused for a growing back-off.
+//
+// The peer book (journal extension store) holds the peers the operator added
+// and, apart from them, peers learned from their own announcement: once a
+// connection is secured, libp2p's identify tells each side the other's listen
+// addresses, and the dialable ones are kept, so that one `peer add` between
+// two devices is enough in both directions. Learned entries are bounded
+// (MaxLearnedPeers, oldest learned evicted) and never displace added ones.
 package transport

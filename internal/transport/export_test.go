@@ -5,6 +5,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
 )
 
 // WireFunc is the stream layer's send, for tests that watch or break it.
@@ -22,3 +23,23 @@ func WrapWire(t *Transport, wrap func(next WireFunc) WireFunc) {
 
 // HostOf exposes the host to tests that play a misbehaving peer.
 func HostOf(t *Transport) host.Host { return t.host }
+
+// OnLearned runs f each time a batch of learned peers is durable.
+func OnLearned(t *Transport, f func()) { t.learn.after.Store(&f) }
+
+// SetLearnLimit lowers the bound on learned peers.
+func SetLearnLimit(t *Transport, n int) {
+	t.learn.mu.Lock()
+	defer t.learn.mu.Unlock()
+	t.learn.limit = n
+}
+
+// Learn stores addresses as if the peers had announced them.
+func Learn(ctx context.Context, t *Transport, s Store, batch map[peer.ID][]ma.Multiaddr) error {
+	return t.learnPeers(ctx, s, batch)
+}
+
+// UsableAddrs is the filter applied to announced addresses.
+func UsableAddrs(t *Transport, in []ma.Multiaddr, remote ma.Multiaddr) []ma.Multiaddr {
+	return t.usableAddrs(in, remote)
+}

@@ -8,8 +8,8 @@ import (
 
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/control"
-	"github.com/libp2p/go-libp2p/core/host"
 	p2pcrypto "github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
@@ -158,6 +158,8 @@ func (t *Transport) Shutdown() error {
 	for _, c := range t.closers {
 		_ = c()
 	}
+	// The learner may be mid-commit; the journal closes after the transport.
+	t.learn.wg.Wait()
 	return t.host.Close()
 }
 

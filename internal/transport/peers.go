@@ -12,6 +12,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/peerstore"
 	ma "github.com/multiformats/go-multiaddr"
+	"go.uber.org/zap"
 
 	"github.com/aura-p2p/aura/internal/core"
 	"github.com/aura-p2p/aura/internal/journal"
@@ -28,11 +29,14 @@ type Store interface {
 	ViewExt(ctx context.Context, owner string, fn func(s *journal.ExtStore) error) error
 }
 
-// KnownPeer is a peer the operator added.
+// KnownPeer is a peer in the book: one the operator added, or one learned
+// from its own announcement when it connected (Learned; AddedAt is then when
+// its addresses were last learned).
 type KnownPeer struct {
 	Device  core.DeviceID
 	Addrs   []ma.Multiaddr
 	AddedAt time.Time
+	Learned bool
 }
 
 func encodeKnownPeer(p KnownPeer) []byte {
@@ -135,8 +139,22 @@ func (t *Transport) AddPeer(ctx context.Context, s Store, addr string) (KnownPee
 	}
 	pid, _ := PeerID(d)
 	t.host.Peerstore().AddAddrs(pid, kp.Addrs, peerstore.PermanentAddrTTL)
+	// Dial now, best effort: the peer learns this device's addresses from
+	// the connection (identify), so one `peer add` serves both directions.
+	if !t.misbehave.banned(pid) {
+		go func() {
+			ctx, cancel := context.WithTimeout(t.ctx, addDialTimeout)
+			defer cancel()
+			if err := t.host.Connect(ctx, peer.AddrInfo{ID: pid}); err != nil {
+				t.log.Debug("added peer not reachable yet", zap.Stringer("peer", pid), zap.Error(err))
+			}
+		}()
+	}
 	return kp, nil
 }
+
+// addDialTimeout bounds the dial that follows a `peer add`.
+const addDialTimeout = 10 * time.Second
 
 // RemovePeer forgets a peer and disconnects it.
 func (t *Transport) RemovePeer(ctx context.Context, s Store, d core.DeviceID) error {
@@ -146,7 +164,14 @@ func (t *Transport) RemovePeer(ctx context.Context, s Store, d core.DeviceID) er
 		if err != nil {
 			return err
 		}
-		found = b.Get(d[:]) != nil
+		lb, err := tx.Bucket(extLearned)
+		if err != nil {
+			return err
+		}
+		found = b.Get(d[:]) != nil || lb.Get(d[:]) != nil
+		if err := lb.Delete(d[:]); err != nil {
+			return err
+		}
 		return b.Delete(d[:])
 	}}})
 	if err != nil {
@@ -161,9 +186,14 @@ func (t *Transport) RemovePeer(ctx context.Context, s Store, d core.DeviceID) er
 	return nil
 }
 
-// LoadPeers puts the remembered peers into the host's peerstore.
+// LoadPeers puts the remembered peers into the host's peerstore, and makes s
+// the book where the addresses that connecting peers announce are kept from
+// now on (only the first call's store is used).
 func (t *Transport) LoadPeers(ctx context.Context, s Store) ([]KnownPeer, error) {
 	peers, err := knownPeers(ctx, s)
+	if err == nil {
+		t.learn.attach(s)
+	}
 	for _, p := range peers {
 		pid, _ := PeerID(p.Device)
 		t.host.Peerstore().AddAddrs(pid, p.Addrs, peerstore.PermanentAddrTTL)
@@ -171,33 +201,61 @@ func (t *Transport) LoadPeers(ctx context.Context, s Store) ([]KnownPeer, error)
 	return peers, err
 }
 
+// knownPeers reads the book, sorted by device: an added peer lists the
+// addresses the operator gave first, then any it announced itself.
 func knownPeers(ctx context.Context, s Store) ([]KnownPeer, error) {
-	var out []KnownPeer
-	err := s.ViewExt(ctx, extPeers, func(b *journal.ExtStore) error {
-		if b == nil {
-			return nil
-		}
-		return b.ForEach(func(k, v []byte) error {
-			var d core.DeviceID
-			if len(k) != len(d) {
-				return fmt.Errorf("known peer key: %w", journal.ErrCorrupt)
+	byDev := map[core.DeviceID]*KnownPeer{}
+	read := func(owner string, learned bool) error {
+		return s.ViewExt(ctx, owner, func(b *journal.ExtStore) error {
+			if b == nil {
+				return nil
 			}
-			copy(d[:], k)
-			p, err := decodeKnownPeer(d, v)
-			if err == nil {
-				out = append(out, p)
-			}
-			return err
+			return b.ForEach(func(k, v []byte) error {
+				var d core.DeviceID
+				if len(k) != len(d) {
+					return fmt.Errorf("known peer key: %w", journal.ErrCorrupt)
+				}
+				copy(d[:], k)
+				p, err := decodeKnownPeer(d, v)
+				if err != nil {
+					return err
+				}
+				if have := byDev[d]; have != nil {
+					for _, a := range p.Addrs {
+						if !containsAddr(have.Addrs, a) {
+							have.Addrs = append(have.Addrs, a)
+						}
+					}
+					return nil
+				}
+				p.Learned = learned
+				byDev[d] = &p
+				return nil
+			})
 		})
-	})
-	return out, err
+	}
+	if err := read(extPeers, false); err != nil {
+		return nil, err
+	}
+	if err := read(extLearned, true); err != nil {
+		return nil, err
+	}
+	out := make([]KnownPeer, 0, len(byDev))
+	for _, p := range byDev {
+		out = append(out, *p)
+	}
+	sort.Slice(out, func(i, j int) bool { return bytes.Compare(out[i].Device[:], out[j].Device[:]) < 0 })
+	return out, nil
 }
 
 // PeerInfo is a peer as the operator sees it.
 type PeerInfo struct {
-	Device    core.DeviceID
-	PeerID    peer.ID
-	Known     bool
+	Device core.DeviceID
+	PeerID peer.ID
+	Known  bool
+	// Learned: in the book only because it announced itself when it
+	// connected, not added by the operator.
+	Learned   bool
 	Connected bool
 	Addrs     []string
 	Latency   time.Duration
@@ -223,6 +281,7 @@ func (t *Transport) Peers(ctx context.Context, s Store) ([]PeerInfo, error) {
 	for _, k := range known {
 		p := info(k.Device)
 		p.Known = true
+		p.Learned = k.Learned
 		for _, a := range k.Addrs {
 			p.Addrs = append(p.Addrs, a.String())
 		}

@@ -150,6 +150,8 @@ type Transport struct {
 	drops      sync.Map // reason -> *atomic.Uint64
 	misbehave  *misbehaviour
 	sent, recv atomic.Uint64
+	// learn keeps identified peers' addresses in the peer book.
+	learn *learner
 }
 
 // Options configure a Transport beyond its host.
@@ -194,6 +196,7 @@ func newTransport(h host.Host, self core.DeviceID, o Options, mis *misbehaviour)
 	t.misbehave = mis
 	t.streams = newStreamWire(h)
 	t.wire = t.streams
+	t.startLearning()
 	return t
 }
 
@@ -347,14 +350,19 @@ func (t *Transport) accept(remote peer.ID, from core.DeviceID, frame []byte) boo
 
 // drop counts a refused frame and, past the limit, cuts the peer off.
 func (t *Transport) drop(p peer.ID, reason string, err error) {
-	c, _ := t.drops.LoadOrStore(reason, new(atomic.Uint64))
-	c.(*atomic.Uint64).Add(1)
-	// Debug, never error: a peer's misbehaviour is not a bug of ours.
-	t.log.Debug("dropped frame", zap.Stringer("peer", p), zap.String("reason", reason), zap.Error(err))
+	t.count(p, reason, err)
 	if t.misbehave.record(p) {
 		t.log.Info("disconnecting misbehaving peer", zap.Stringer("peer", p), zap.Duration("backoff", t.misbehave.backoffOf(p)))
 		_ = t.host.Network().ClosePeer(p)
 	}
+}
+
+// count counts a refused frame under reason.
+func (t *Transport) count(p peer.ID, reason string, err error) {
+	c, _ := t.drops.LoadOrStore(reason, new(atomic.Uint64))
+	c.(*atomic.Uint64).Add(1)
+	// Debug, never error: a peer's misbehaviour is not a bug of ours.
+	t.log.Debug("dropped frame", zap.Stringer("peer", p), zap.String("reason", reason), zap.Error(err))
 }
 
 // Stats are the transport's counters.

@@ -4,6 +4,7 @@ package peerrpc
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -120,7 +121,7 @@ func (s *Service) Connect(ctx context.Context, req *peerv1.ConnectRequest) (*pee
 		return nil, err
 	}
 	if err := s.t.Connect(ctx, d, addr); err != nil {
-		return nil, err
+		return nil, peerFailure(ctx, err)
 	}
 	p, err := s.find(ctx, d)
 	return &peerv1.ConnectResponse{Peer: p}, err
@@ -159,7 +160,7 @@ func (s *Service) Ping(req *peerv1.PingRequest, stream peerv1.PeerService_PingSe
 	}
 	if addr != nil {
 		if err := s.t.Connect(ctx, d, addr); err != nil {
-			return err
+			return peerFailure(ctx, err)
 		}
 	}
 	for i := uint32(0); i < count; i++ {
@@ -174,13 +175,27 @@ func (s *Service) Ping(req *peerv1.PingRequest, stream peerv1.PeerService_PingSe
 		r, err := s.p.Ping(pctx, d, cid)
 		cancel()
 		if err != nil {
-			return err
+			return peerFailure(ctx, err)
 		}
 		if err := stream.Send(&peerv1.PingResponse{Seq: r.Seq, Rtt: durationpb.New(r.RTT), Context: "context/" + r.Context.String(), Charged: r.Charged}); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// peerFailure marks the errors that the peer or the network caused, so that
+// clients can tell them from aurad itself being unavailable: the transport
+// reports a failed dial or send as Unavailable, and a ping that got no answer
+// while the caller still waits as DeadlineExceeded.
+func peerFailure(ctx context.Context, err error) error {
+	switch {
+	case errors.Is(err, core.ErrUnavailable):
+	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
+	default:
+		return err
+	}
+	return rpc.PeerUnreachable(err)
 }
 
 func toProto(p transport.PeerInfo) *peerv1.Peer {

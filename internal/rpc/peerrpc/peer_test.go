@@ -11,6 +11,7 @@ import (
 
 	peerv1 "github.com/aura-p2p/aura/api/proto/aura/peer/v1"
 	"github.com/aura-p2p/aura/internal/core"
+	"github.com/aura-p2p/aura/internal/rpc"
 	"github.com/aura-p2p/aura/internal/rpc/rpctest"
 	"github.com/aura-p2p/aura/internal/transport"
 )
@@ -161,5 +162,45 @@ func TestPingConnectsThenPingsCountTimes(t *testing.T) {
 	}
 	if len(st.sent) != 2 || st.sent[0].GetSeq() != 1 || st.sent[1].GetSeq() != 2 || st.sent[1].GetCharged() != 1 {
 		t.Fatalf("sent %v", st.sent)
+	}
+}
+
+// What the network failed carries the peer reason, so auractl can tell it from
+// aurad itself being unavailable; the daemon's own failures and refusals do not.
+func TestPeerFailuresCarryTheReason(t *testing.T) {
+	ctx := context.Background()
+	connect := func(s *Service) error {
+		_, err := s.Connect(ctx, &peerv1.ConnectRequest{Peer: devAddr})
+		return err
+	}
+	ping := func(peer string) func(s *Service) error {
+		return func(s *Service) error { return s.Ping(&peerv1.PingRequest{Peer: peer}, &pingStream{}) }
+	}
+	list := func(s *Service) error {
+		_, err := s.ListPeers(ctx, &peerv1.ListPeersRequest{})
+		return err
+	}
+	tests := []struct {
+		name      string
+		call      func(s *Service) error
+		domainErr error
+		reason    string
+	}{
+		{"connect: dial failed", connect, fmt.Errorf("connect: %w", core.ErrUnavailable), rpc.ReasonPeerUnreachable},
+		{"connect: no address known", connect, fmt.Errorf("no address: %w", core.ErrNotFound), ""},
+		{"ping: send failed", ping(dev.String()), fmt.Errorf("send: %w", core.ErrUnavailable), rpc.ReasonPeerUnreachable},
+		{"ping: dial of a /p2p/ address failed", ping(devAddr), fmt.Errorf("connect: %w", core.ErrUnavailable), rpc.ReasonPeerUnreachable},
+		{"ping: no pong", ping(dev.String()), fmt.Errorf("no pong: %w", context.DeadlineExceeded), rpc.ReasonPeerUnreachable},
+		{"ping: over budget", ping(dev.String()), fmt.Errorf("budget: %w", core.ErrResourceExhausted), ""},
+		{"list: store closed", list, fmt.Errorf("closed: %w", core.ErrUnavailable), ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			n := &fakeNet{err: tc.domainErr}
+			st, _ := rpc.ToStatus(tc.call(New(n, n, nil, core.SystemClock{})))
+			if got := rpc.Reason(st.Err()); got != tc.reason {
+				t.Fatalf("reason %q, want %q (%v)", got, tc.reason, st)
+			}
+		})
 	}
 }
