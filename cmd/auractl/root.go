@@ -108,6 +108,12 @@ func newRootCmd(a *app) *cobra.Command {
   leakage              metadata leakage charged per observer class
   session              start, list, show and watch sessions of embedded protocols
   choreo               check protocol files and print projections (no daemon)
+  invite               make an invitation code; invite list, invite cancel
+  accept               answer an invitation code yes: run the contact ceremony
+  decline              answer an invitation code no; the code is spent
+  ceremony             list, show and watch contact ceremonies
+  contact              contacts: list, show, rename, block, unblock
+  context              relational contexts shared with contacts: list, show
   backup               consistent snapshot of the journal while aurad runs
   stop                 drain and stop aurad, as SIGTERM does
   version              auractl's and aurad's versions
@@ -178,6 +184,7 @@ of the aurad group).
 		newStopCmd(a),
 		newVersionCmd(a),
 	)
+	root.AddCommand(newRelationshipCmds(a)...)
 	root.AddCommand(newBackupCmd(a), newManCmd(a))
 	// cobra adds its completion command (bash, zsh, fish, powershell) only
 	// once it executes; adding it here puts it in the man pages and lets it

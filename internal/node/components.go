@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"fmt"
+	"maps"
 	"sort"
 	"time"
 
@@ -12,12 +13,15 @@ import (
 
 	"github.com/aura-p2p/aura/internal/budget"
 	"github.com/aura-p2p/aura/internal/buildinfo"
+	"github.com/aura-p2p/aura/internal/ceremony"
 	"github.com/aura-p2p/aura/internal/choreo/protocols"
 	"github.com/aura-p2p/aura/internal/core"
 	"github.com/aura-p2p/aura/internal/crdt"
 	"github.com/aura-p2p/aura/internal/journal"
 	"github.com/aura-p2p/aura/internal/rpc"
 	"github.com/aura-p2p/aura/internal/rpc/budgetrpc"
+	"github.com/aura-p2p/aura/internal/rpc/ceremonyrpc"
+	"github.com/aura-p2p/aura/internal/rpc/contextrpc"
 	"github.com/aura-p2p/aura/internal/rpc/crdtrpc"
 	"github.com/aura-p2p/aura/internal/rpc/journalrpc"
 	"github.com/aura-p2p/aura/internal/rpc/noderpc"
@@ -52,6 +56,24 @@ type component struct {
 // standardOwner is the name under which the services every aurad serves
 // besides its components' (health, reflection) are reported in conflicts.
 const standardOwner = "grpc"
+
+// ceremonyNetwork gives invitation codes this device's addresses and
+// teaches the transport an inviter's.
+type ceremonyNetwork struct{ n *Node }
+
+func (c ceremonyNetwork) Addrs() []string { return c.n.transport.Addrs() }
+func (c ceremonyNetwork) AddPeer(ctx context.Context, addr string) error {
+	_, err := c.n.transport.AddPeer(ctx, c.n.journal, addr)
+	return err
+}
+
+func mergePermissions(ps ...rpc.Permissions) rpc.Permissions {
+	out := rpc.Permissions{}
+	for _, p := range ps {
+		maps.Copy(out, p)
+	}
+	return out
+}
 
 // daemonComponents is the daemon's subsystems in start order. The order is
 // the shutdown order reversed: sessions stop (and tell their peers) while
@@ -180,6 +202,28 @@ func daemonComponents() []component {
 				return []service{peerrpc.New(n.transport, n.pinger, n.journal, n.clock)}
 			},
 			permissions: peerrpc.Permissions(),
+		},
+		{
+			name:       "ceremony",
+			validators: ceremony.Validators(),
+			reducers:   []journal.Reducer{ceremony.Reducer()},
+			start: func(ctx context.Context, n *Node) error {
+				c, err := ceremony.New(ctx, ceremony.Options{
+					Journal: n.journal, Sessions: n.sessions, Network: ceremonyNetwork{n},
+					Signer: n.signer, DeviceKey: n.keys.Device, HPKE: n.keys.HPKE, HPKEPub: n.keys.HPKEPublic,
+					Authority: n.auth, Namespace: n.defaultNS, Clock: n.clock, Rand: n.deps.Rand, Logger: n.log.Named("ceremony"),
+				})
+				if err != nil {
+					return fmt.Errorf("ceremonies: %w", err)
+				}
+				n.ceremonies = c
+				n.authz.SetBlocklist(c)
+				return nil
+			},
+			services: func(n *Node) []service {
+				return []service{ceremonyrpc.New(n.ceremonies, n.clock), contextrpc.New(n.ceremonies, n.journal)}
+			},
+			permissions: mergePermissions(ceremonyrpc.Permissions(), contextrpc.Permissions()),
 		},
 		{
 			name: "node",

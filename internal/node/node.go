@@ -28,6 +28,7 @@ import (
 
 	"github.com/aura-p2p/aura/internal/budget"
 	"github.com/aura-p2p/aura/internal/buildinfo"
+	"github.com/aura-p2p/aura/internal/ceremony"
 	"github.com/aura-p2p/aura/internal/core"
 	"github.com/aura-p2p/aura/internal/crdt"
 	"github.com/aura-p2p/aura/internal/journal"
@@ -81,18 +82,19 @@ type Node struct {
 	startedAt time.Time
 
 	// Set by the components as they start (see components.go).
-	keys      *Keys
-	journal   *journal.Journal
-	auth      core.AuthorityID
-	signer    journal.Signer
-	defaultNS core.Namespace
-	objects   *crdt.Store
-	ledger    *budget.Ledger
-	authz     *transport.MemberAuthorizer
-	transport *transport.Transport
-	pinger    *transport.Pinger
-	sessions  *session.Runtime
-	peerID    peer.ID
+	keys       *Keys
+	journal    *journal.Journal
+	auth       core.AuthorityID
+	signer     journal.Signer
+	defaultNS  core.Namespace
+	objects    *crdt.Store
+	ledger     *budget.Ledger
+	authz      *transport.MemberAuthorizer
+	transport  *transport.Transport
+	pinger     *transport.Pinger
+	sessions   *session.Runtime
+	ceremonies *ceremony.Service
+	peerID     peer.ID
 
 	// started are the components that started, in start order.
 	started []component

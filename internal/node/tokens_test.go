@@ -22,6 +22,8 @@ import (
 	"github.com/aura-p2p/aura/internal/core"
 	"github.com/aura-p2p/aura/internal/rpc"
 	"github.com/aura-p2p/aura/internal/rpc/budgetrpc"
+	"github.com/aura-p2p/aura/internal/rpc/ceremonyrpc"
+	"github.com/aura-p2p/aura/internal/rpc/contextrpc"
 	"github.com/aura-p2p/aura/internal/rpc/crdtrpc"
 	"github.com/aura-p2p/aura/internal/rpc/journalrpc"
 	"github.com/aura-p2p/aura/internal/rpc/noderpc"
@@ -61,7 +63,7 @@ func TestEveryMethodChecksTheTokenLevel(t *testing.T) {
 	// The same tables node.Start merges: a method registered without an
 	// entry here fails the walk.
 	perms, err := rpc.Merge(rpc.StandardPermissions(), noderpc.Permissions(), journalrpc.Permissions(), crdtrpc.Permissions(),
-		peerrpc.Permissions(), budgetrpc.Permissions(), sessionrpc.Permissions())
+		peerrpc.Permissions(), budgetrpc.Permissions(), sessionrpc.Permissions(), ceremonyrpc.Permissions(), contextrpc.Permissions())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,6 +25,14 @@ var ErrTypeNotAllowed = fmt.Errorf("message type not allowed in this context: %w
 // path counts these drops under their own reason.
 var ErrCapabilityDenied = fmt.Errorf("capability not held in this context: %w", core.ErrPermissionDenied)
 
+// ErrBlocked: the peer belongs to a contact this device blocked.
+var ErrBlocked = fmt.Errorf("peer is blocked: %w", core.ErrPermissionDenied)
+
+// Blocklist says which devices this device refuses to talk with.
+type Blocklist interface {
+	Blocked(d core.DeviceID) bool
+}
+
 // MemberAuthorizer is the capability step until capability tokens arrive
 // (web of trust): a message may go to a member of its context, only message
 // types registered for the context's class may travel, and a named capability
@@ -36,15 +44,25 @@ type MemberAuthorizer struct {
 	self    core.DeviceID
 	members Members
 
-	mu     sync.RWMutex
-	types  map[string][]core.Class
-	grants map[string]map[string]struct{} // message type -> capabilities
+	mu      sync.RWMutex
+	blocked Blocklist
+	types   map[string][]core.Class
+	grants  map[string]map[string]struct{} // message type -> capabilities
 }
 
 // NewMemberAuthorizer returns an authorizer with no message type allowed and
 // no capability granted yet.
 func NewMemberAuthorizer(self core.DeviceID, m Members) *MemberAuthorizer {
 	return &MemberAuthorizer{self: self, members: m, types: map[string][]core.Class{}, grants: map[string]map[string]struct{}{}}
+}
+
+// SetBlocklist makes the authorizer refuse every message to and from the
+// devices b reports blocked, in every context (a blocked contact's pings and
+// sessions included).
+func (a *MemberAuthorizer) SetBlocklist(b Blocklist) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.blocked = b
 }
 
 // Allow lets messages of type t travel in contexts of the given classes.
@@ -87,6 +105,12 @@ func (a *MemberAuthorizer) AuthorizeIncoming(ctx context.Context, c core.Context
 // check needs both devices to be members of c: the membership rule is
 // symmetric, so the sender's capabilities are the receiver's too.
 func (a *MemberAuthorizer) check(ctx context.Context, c core.ContextID, peer core.DeviceID, t, capability string) (core.Class, error) {
+	a.mu.RLock()
+	bl := a.blocked
+	a.mu.RUnlock()
+	if bl != nil && bl.Blocked(peer) {
+		return 0, fmt.Errorf("%s: %w", peer, ErrBlocked)
+	}
 	class, err := a.classOf(ctx, c, peer)
 	if err != nil {
 		return 0, err

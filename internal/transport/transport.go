@@ -125,6 +125,9 @@ const (
 	// DropCapabilityDenied: the sender claimed a capability it does not hold
 	// (ErrCapabilityDenied).
 	DropCapabilityDenied = "capability_denied"
+	// DropBlocked: the sender belongs to a blocked contact. Not
+	// misbehaviour: the peer may not know, and an unblock must work at once.
+	DropBlocked = "blocked"
 )
 
 // Transport owns the host and the guard chain.
@@ -319,7 +322,11 @@ func (t *Transport) accept(remote peer.ID, from core.DeviceID, frame []byte) boo
 	class, err := t.authz.AuthorizeIncoming(ctx, env.Context, from, env.Type, env.Capability)
 	if err != nil {
 		reason := DropUnauthorized
-		if errors.Is(err, ErrCapabilityDenied) {
+		switch {
+		case errors.Is(err, ErrBlocked):
+			t.count(remote, DropBlocked, err)
+			return false
+		case errors.Is(err, ErrCapabilityDenied):
 			reason = DropCapabilityDenied
 		}
 		t.drop(remote, reason, err)
