@@ -18,7 +18,7 @@ import (
 // Relationships: invitations and the contact ceremony, ceremony records,
 // contacts and their relational contexts.
 func newRelationshipCmds(a *app) []*cobra.Command {
-	return []*cobra.Command{newInviteCmd(a), newAcceptCmd(a), newDeclineCmd(a), newCeremonyCmd(a), newContactCmd(a), newContextCmd(a)}
+	return []*cobra.Command{newInviteCmd(a), newAcceptCmd(a), newDeclineCmd(a), newCeremonyCmd(a), newContactCmd(a), newContextCmd(a), newTrustCmd(a), newCapCmd(a)}
 }
 
 func newInviteCmd(a *app) *cobra.Command {

@@ -114,6 +114,8 @@ func newRootCmd(a *app) *cobra.Command {
   ceremony             list, show and watch contact ceremonies
   contact              contacts: list, show, rename, block, unblock
   context              relational contexts shared with contacts: list, show
+  trust                the web of trust: set, list, show (with evidence)
+  cap                  capability tokens: issue, attenuate, inspect, verify, revoke
   backup               consistent snapshot of the journal while aurad runs
   stop                 drain and stop aurad, as SIGTERM does
   version              auractl's and aurad's versions

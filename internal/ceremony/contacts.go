@@ -9,6 +9,7 @@ import (
 
 	"github.com/aura-p2p/aura/internal/core"
 	"github.com/aura-p2p/aura/internal/journal"
+	"github.com/aura-p2p/aura/internal/wot"
 )
 
 // Contact is a contact as this device knows it: the relational context the
@@ -72,6 +73,34 @@ func (s *Service) Contacts(ctx context.Context) ([]*Contact, error) {
 // FindContact resolves what a person typed: a nickname, or a unique prefix
 // (at least 8 hex digits) of the contact's context, authority or device id.
 func (s *Service) FindContact(ctx context.Context, ref string) (*Contact, error) {
+	set, err := s.matchContacts(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	if len(set) > 1 {
+		return nil, ambiguous(ref, set)
+	}
+	return set[0], nil
+}
+
+// FindDevice resolves a contact reference to a device: like FindContact,
+// but several contacts (contexts) with the same device are one answer.
+func (s *Service) FindDevice(ctx context.Context, ref string) (core.DeviceID, error) {
+	set, err := s.matchContacts(ctx, ref)
+	if err != nil {
+		return core.DeviceID{}, err
+	}
+	for _, c := range set[1:] {
+		if c.Device != set[0].Device {
+			return core.DeviceID{}, ambiguous(ref, set)
+		}
+	}
+	return set[0].Device, nil
+}
+
+// matchContacts returns the contacts ref names: by nickname if any has it,
+// else by id prefix; at least one, or ErrNoContact.
+func (s *Service) matchContacts(ctx context.Context, ref string) ([]*Contact, error) {
 	cs, err := s.Contacts(ctx)
 	if err != nil {
 		return nil, err
@@ -90,20 +119,19 @@ func (s *Service) FindContact(ctx context.Context, ref string) (*Contact, error)
 		}
 	}
 	for _, set := range [][]*Contact{byName, byID} {
-		switch len(set) {
-		case 0:
-			continue
-		case 1:
-			return set[0], nil
-		default:
-			var names []string
-			for _, c := range set {
-				names = append(names, c.Name()+" (context "+c.Context.String()[:16]+")")
-			}
-			return nil, fmt.Errorf("%q names %d contacts: %s: %w", ref, len(set), strings.Join(names, ", "), core.ErrInvalidArgument)
+		if len(set) > 0 {
+			return set, nil
 		}
 	}
 	return nil, fmt.Errorf("%q: %w", ref, ErrNoContact)
+}
+
+func ambiguous(ref string, set []*Contact) error {
+	var names []string
+	for _, c := range set {
+		names = append(names, c.Name()+" (context "+c.Context.String()[:16]+")")
+	}
+	return fmt.Errorf("%q names %d contacts: %s: %w", ref, len(set), strings.Join(names, ", "), core.ErrInvalidArgument)
 }
 
 func isHex(s string) bool {
@@ -206,4 +234,18 @@ func (s *Service) ContextKey(ctx context.Context, c core.ContextID, purpose stri
 		return [32]byte{}, err
 	}
 	return ContextKey(root, purpose, epoch)
+}
+
+// SharedContexts lists the relational contexts of this device's contacts,
+// with who is on the other side: what the web of trust shares edges into.
+func (s *Service) SharedContexts(ctx context.Context) ([]wot.SharedContext, error) {
+	cs, err := s.Contacts(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]wot.SharedContext, len(cs))
+	for i, c := range cs {
+		out[i] = wot.SharedContext{Context: c.Context, Authority: c.Authority, Device: c.Device}
+	}
+	return out, nil
 }

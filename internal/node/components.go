@@ -27,8 +27,10 @@ import (
 	"github.com/aura-p2p/aura/internal/rpc/noderpc"
 	"github.com/aura-p2p/aura/internal/rpc/peerrpc"
 	"github.com/aura-p2p/aura/internal/rpc/sessionrpc"
+	"github.com/aura-p2p/aura/internal/rpc/wotrpc"
 	"github.com/aura-p2p/aura/internal/session"
 	"github.com/aura-p2p/aura/internal/transport"
+	"github.com/aura-p2p/aura/internal/wot"
 )
 
 // service is a gRPC service adapter.
@@ -224,6 +226,27 @@ func daemonComponents() []component {
 				return []service{ceremonyrpc.New(n.ceremonies, n.clock), contextrpc.New(n.ceremonies, n.journal)}
 			},
 			permissions: mergePermissions(ceremonyrpc.Permissions(), contextrpc.Permissions()),
+		},
+		{
+			name:       "wot",
+			validators: wot.Validators(),
+			reducers:   []journal.Reducer{wot.Reducer()},
+			start: func(ctx context.Context, n *Node) error {
+				t, err := wot.NewService(ctx, wot.ServiceOptions{
+					Journal: n.journal, Contexts: n.ceremonies, Signer: n.signer, DeviceKey: n.keys.Device,
+					Authority: n.auth, Namespace: n.defaultNS, Clock: n.clock, Rand: n.deps.Rand, Logger: n.log.Named("wot"),
+				})
+				if err != nil {
+					return fmt.Errorf("web of trust: %w", err)
+				}
+				n.trust = t
+				return nil
+			},
+			services: func(n *Node) []service {
+				return []service{wotrpc.New(n.trust, n.ceremonies, n.keys.DeviceID())}
+			},
+			permissions: wotrpc.Permissions(),
+			stop:        func(n *Node) error { n.trust.Close(); return nil },
 		},
 		{
 			name: "node",

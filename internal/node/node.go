@@ -36,6 +36,7 @@ import (
 	"github.com/aura-p2p/aura/internal/rpc/noderpc"
 	"github.com/aura-p2p/aura/internal/session"
 	"github.com/aura-p2p/aura/internal/transport"
+	"github.com/aura-p2p/aura/internal/wot"
 )
 
 // Deps are what a node takes from its surroundings. Zero values mean the real
@@ -94,6 +95,7 @@ type Node struct {
 	pinger     *transport.Pinger
 	sessions   *session.Runtime
 	ceremonies *ceremony.Service
+	trust      *wot.Service
 	peerID     peer.ID
 
 	// started are the components that started, in start order.

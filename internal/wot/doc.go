@@ -1,6 +1,7 @@
-// Package wot is the web of trust and the capability tokens: a pure library
-// (no storage, no network) that the node feeds with facts and queries on the
-// guard chain and the TrustService.
+// Package wot is the web of trust and the capability tokens. The Graph, the
+// search, the tokens and the Verifier are pure (no storage, no network);
+// Service (service.go) keeps them current from the journal's facts and is
+// what the node wires to the TrustService.
 //
 // Trust. A device states how much it trusts another device with a TrustEdge
 // fact in its own authority namespace, and may share a copy with a contact as

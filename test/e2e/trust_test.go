@@ -1,0 +1,124 @@
+package e2e
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/aura-p2p/aura/test/cluster"
+)
+
+// makeContacts has inviter invite invitee and returns the new context id.
+func makeContacts(t *testing.T, inviter, invitee *cluster.Node, nickname string) string {
+	t.Helper()
+	code, _ := invite(t, inviter)
+	var acc struct {
+		Ceremony ceremonyJSON `json:"ceremony"`
+	}
+	invitee.CtlJSON(&acc, "accept", code, "--nickname", nickname)
+	if acc.Ceremony.State != "CEREMONY_STATE_COMMITTED" {
+		t.Fatalf("accept: %+v", acc.Ceremony)
+	}
+	return acc.Ceremony.ContextID
+}
+
+// Trust stated through auractl drives authorization decisions with their
+// evidence, and capability tokens issued to a contact verify on its device,
+// narrow when delegated, and are refused once revoked.
+func TestTrustAndCapabilities(t *testing.T) {
+	cluster.Run(t, 3, func(t *testing.T, c *cluster.Cluster) {
+		a, b, d := c.Node(0), c.Node(1), c.Node(2)
+		makeContacts(t, b, a, "bob")   // a calls b "bob"
+		makeContacts(t, d, a, "bob")   // ...and d "bob" too
+		makeContacts(t, a, b, "alice") // a second context between a and b
+		makeContacts(t, b, d, "b")     // d knows b's account too
+
+		if out, code := a.Ctl("trust", "set", "bob", "high"); code != 4 || !strings.Contains(out, "names 2 contacts") {
+			t.Fatalf("trust set on an ambiguous name: exit %d: %s", code, out)
+		}
+		a.MustCtl("trust", "set", b.DeviceID(), "high", "--share-all")
+		var show struct {
+			Level string   `json:"level"`
+			Path  []string `json:"path"`
+		}
+		a.CtlJSON(&show, "trust", "show", "self", b.DeviceID())
+		if show.Level != "TRUST_LEVEL_HIGH" || len(show.Path) != 2 || show.Path[0] != a.DeviceID() || show.Path[1] != b.DeviceID() {
+			t.Fatalf("trust show: %+v", show)
+		}
+		a.MustCtl("trust", "show", "self", b.DeviceID()[:12], "--min", "medium")
+		if out, code := a.Ctl("trust", "show", "self", b.DeviceID(), "--min", "full"); code != 9 || !strings.Contains(out, "high") {
+			t.Fatalf("a decision below the minimum: exit %d: %s", code, out)
+		}
+		// Lowering it is a newer edge, not a second one.
+		a.MustCtl("trust", "set", b.DeviceID(), "low")
+		var list struct {
+			Edges []struct {
+				Level string `json:"level"`
+				Seq   string `json:"seq"`
+			} `json:"edges"`
+		}
+		a.CtlJSON(&list, "trust", "list")
+		if len(list.Edges) != 1 || list.Edges[0].Level != "TRUST_LEVEL_LOW" || list.Edges[0].Seq != "2" {
+			t.Fatalf("trust list: %+v", list)
+		}
+		for _, tc := range []struct {
+			args []string
+			code int
+		}{
+			{[]string{"trust", "set", b.DeviceID(), "sky-high"}, 2},
+			{[]string{"trust", "set", a.DeviceID(), "high"}, 4},
+			{[]string{"trust", "set", "nobody", "high"}, 5},
+			{[]string{"trust", "show", "self", b.DeviceID(), "--max-hops", "9"}, 2},
+		} {
+			if out, code := a.Ctl(tc.args...); code != tc.code {
+				t.Errorf("%v: exit %d, want %d: %s", tc.args, code, tc.code, out)
+			}
+		}
+
+		// b issues a token to a; a verifies it (b is a contact, so its
+		// account's key is known), delegates a narrower one back to b.
+		var tok struct {
+			Text string `json:"text"`
+		}
+		b.CtlJSON(&tok, "cap", "issue", "--holder", a.DeviceID(), "--cap", "chat:send,group:invite")
+		var ver struct {
+			Capabilities []string `json:"capabilities"`
+			Depth        int      `json:"depth"`
+		}
+		a.CtlJSON(&ver, "cap", "verify", tok.Text)
+		if len(ver.Capabilities) != 2 || ver.Depth != 1 {
+			t.Fatalf("verify: %+v", ver)
+		}
+		var narrow struct {
+			Text string `json:"text"`
+		}
+		a.CtlJSON(&narrow, "cap", "attenuate", tok.Text, "--holder", b.DeviceID(), "--cap", "chat:send", "--expires", "1h")
+		b.CtlJSON(&ver, "cap", "verify", narrow.Text)
+		if len(ver.Capabilities) != 1 || ver.Capabilities[0] != "chat:send" || ver.Depth != 2 {
+			t.Fatalf("verify attenuated: %+v", ver)
+		}
+		if out, code := b.Ctl("cap", "attenuate", narrow.Text, "--holder", a.DeviceID(), "--cap", "chat:send,group:invite"); code != 9 {
+			t.Errorf("widening attenuation: exit %d: %s", code, out)
+		}
+		if out, code := a.Ctl("cap", "verify", narrow.Text); code != 0 {
+			t.Errorf("the delegator verifying what it delegated: exit %d: %s", code, out)
+		}
+		if out, code := d.Ctl("cap", "attenuate", tok.Text, "--holder", d.DeviceID(), "--cap", "chat:send"); code != 9 {
+			t.Errorf("attenuating a token held by another device: exit %d: %s", code, out)
+		}
+		// Revoking the root revokes the delegated token too.
+		if out, code := a.Ctl("cap", "revoke", tok.Text); code != 7 {
+			t.Errorf("revoking another account's token: exit %d: %s", code, out)
+		}
+		b.MustCtl("cap", "revoke", tok.Text)
+		for _, tk := range []string{tok.Text, narrow.Text} {
+			if out, code := b.Ctl("cap", "verify", tk); code != 9 || !strings.Contains(out, "revoked") {
+				t.Errorf("verify after revocation: exit %d: %s", code, out)
+			}
+		}
+		for _, bad := range []string{"!!!", strings.ToUpper(tok.Text[:40])} {
+			if out, code := b.Ctl("cap", "inspect", bad); code != 2 && code != 4 {
+				t.Errorf("inspect %q: exit %d: %s", bad, code, out)
+			}
+		}
+	})
+}
