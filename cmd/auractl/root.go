@@ -118,6 +118,7 @@ func newRootCmd(a *app) *cobra.Command {
   cap                  capability tokens: issue, attenuate, inspect, verify, revoke
   backup               consistent snapshot of the journal while aurad runs
   stop                 drain and stop aurad, as SIGTERM does
+  log-level            show or change aurad's log level while it runs
   version              auractl's and aurad's versions
   completion           shell completion for bash, zsh, fish or powershell
 
@@ -184,6 +185,7 @@ of the aurad group).
 		newBudgetCmd(a),
 		newLeakageCmd(a),
 		newStopCmd(a),
+		newLogLevelCmd(a),
 		newVersionCmd(a),
 	)
 	root.AddCommand(newRelationshipCmds(a)...)

@@ -56,7 +56,7 @@ aurad runs as.`,
 			return usageError{err}
 		}
 		cfg.Log.Format = "console"
-		log, err := newLogger(cfg, stderr)
+		log, _, err := newLogger(cfg, stderr)
 		if err != nil {
 			return err
 		}

@@ -86,11 +86,14 @@ configuration error (bad flag, value, environment variable or config file).`,
 	return root
 }
 
-func newLogger(cfg node.Config, w io.Writer) (*zap.Logger, error) {
-	level, err := zapcore.ParseLevel(cfg.Log.Level)
+// newLogger builds the daemon's logger; its level can change while aurad
+// runs (auractl log-level).
+func newLogger(cfg node.Config, w io.Writer) (*zap.Logger, zap.AtomicLevel, error) {
+	l, err := zapcore.ParseLevel(cfg.Log.Level)
 	if err != nil {
-		return nil, err
+		return nil, zap.AtomicLevel{}, err
 	}
+	level := zap.NewAtomicLevelAt(l)
 	encCfg := zap.NewProductionEncoderConfig()
 	encCfg.EncodeTime = zapcore.ISO8601TimeEncoder
 	enc := zapcore.NewJSONEncoder(encCfg)
@@ -99,14 +102,14 @@ func newLogger(cfg node.Config, w io.Writer) (*zap.Logger, error) {
 		enc = zapcore.NewConsoleEncoder(encCfg)
 	}
 	core := zapcore.NewCore(enc, zapcore.Lock(zapcore.AddSync(w)), level)
-	return zap.New(core, zap.AddStacktrace(zapcore.DPanicLevel)), nil
+	return zap.New(core, zap.AddStacktrace(zapcore.DPanicLevel)), level, nil
 }
 
 // runDaemon runs until SIGINT/SIGTERM or a Shutdown call. The first signal
 // drains; a second exits at once; a drain that overruns its deadline by a
 // margin is cut short so a supervisor can restart the daemon.
 func runDaemon(cfg node.Config, file string, stderr io.Writer) error {
-	log, err := newLogger(cfg, stderr)
+	log, level, err := newLogger(cfg, stderr)
 	if err != nil {
 		return err
 	}
@@ -136,7 +139,7 @@ func runDaemon(cfg node.Config, file string, stderr io.Writer) error {
 			os.Exit(exitFailed)
 		}
 	}()
-	return node.Run(ctx, cfg, node.Deps{Logger: log})
+	return node.Run(ctx, cfg, node.Deps{Logger: log, LogLevel: &level})
 }
 
 func newVersionCmd(stdout io.Writer) *cobra.Command {

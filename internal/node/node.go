@@ -21,6 +21,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -47,6 +48,9 @@ type Deps struct {
 	Rand   io.Reader
 	// Notify reports lifecycle states ("READY=1", "STOPPING=1") to a supervisor.
 	Notify func(state string)
+	// LogLevel, when set, is the logger's level, which SetLogLevel changes
+	// at run time (auractl log-level).
+	LogLevel *zap.AtomicLevel
 	// Host, when set, builds the libp2p host from the device key instead of
 	// the TCP/QUIC host of the [p2p] config: the multi-node harness puts its
 	// nodes on an in-memory network it can partition and slow down.
@@ -313,6 +317,29 @@ func (n *Node) Network() noderpc.Network {
 		ListenAddrs: n.transport.Addrs(), Sent: st.Sent, Received: st.Received, Dropped: st.Dropped,
 		ConnectedPeers: st.ConnectedPeers,
 	}
+}
+
+// ErrFixedLogLevel: the node was given no adjustable level (Deps.LogLevel).
+var ErrFixedLogLevel = fmt.Errorf("this aurad's log level cannot change while it runs: %w", core.ErrFailedPrecondition)
+
+// SetLogLevel changes the log level ("" only reads it) and returns the
+// previous one.
+func (n *Node) SetLogLevel(level string) (string, error) {
+	al := n.deps.LogLevel
+	if al == nil {
+		return "", ErrFixedLogLevel
+	}
+	prev := al.Level().String()
+	if level == "" {
+		return prev, nil
+	}
+	l, err := zapcore.ParseLevel(level)
+	if err != nil || l < zapcore.DebugLevel || l > zapcore.ErrorLevel {
+		return "", fmt.Errorf("log level %q: want debug, info, warn or error: %w", level, core.ErrInvalidArgument)
+	}
+	al.SetLevel(l)
+	n.log.Info("log level changed", zap.String("from", prev), zap.String("to", l.String()))
+	return prev, nil
 }
 
 // RequestShutdown starts a graceful shutdown (the Shutdown RPC).

@@ -213,6 +213,16 @@ func (n *Node) Ready() node.ReadyInfo {
 	return n.proc.Ready()
 }
 
+// Log is what the node logged since it last started.
+func (n *Node) Log() string {
+	if n.mem != nil {
+		n.mem.mu.Lock()
+		defer n.mem.mu.Unlock()
+		return n.mem.log.String()
+	}
+	return n.proc.Log()
+}
+
 // DeviceID is the node's device id (hex).
 func (n *Node) DeviceID() string { return n.Ready().DeviceID }
 

@@ -150,13 +150,15 @@ func (p *inProcess) start() {
 	cfg.ShutdownTimeout = node.Duration(4 * time.Second)
 	log := &syncBuffer{}
 	enc := zapcore.NewConsoleEncoder(zap.NewDevelopmentEncoderConfig())
-	logger := zap.New(zapcore.NewCore(enc, zapcore.AddSync(log), zap.InfoLevel))
+	level := zap.NewAtomicLevelAt(zap.InfoLevel)
+	logger := zap.New(zapcore.NewCore(enc, zapcore.AddSync(log), level))
 	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 	defer cancel()
 	n, err := node.Start(ctx, cfg, node.Deps{
-		Logger: logger.Named(fmt.Sprintf("node%d", p.index)),
-		Notify: func(string) {},
-		Host:   func(key p2pcrypto.PrivKey) (host.Host, error) { return p.net.addHost(key, p.index) },
+		Logger:   logger.Named(fmt.Sprintf("node%d", p.index)),
+		Notify:   func(string) {},
+		LogLevel: &level,
+		Host:     func(key p2pcrypto.PrivKey) (host.Host, error) { return p.net.addHost(key, p.index) },
 	})
 	if err != nil {
 		p.t.Fatalf("node %d: start: %v\n%s", p.index, err, log)

@@ -40,6 +40,7 @@ type fakeDaemon struct {
 func (f *fakeDaemon) Stats(context.Context) (journal.Stats, error) { return journal.Stats{}, nil }
 func (f *fakeDaemon) Network() Network                             { return Network{} }
 func (f *fakeDaemon) RequestShutdown()                             {}
+func (f *fakeDaemon) SetLogLevel(string) (string, error)           { return "info", nil }
 
 func (f *fakeDaemon) Backup(ctx context.Context, w io.Writer, begin func(journal.SnapshotInfo) error) (int64, error) {
 	if f.openErr != nil {

@@ -48,6 +48,8 @@ type Daemon interface {
 	// description to begin, then writes the snapshot to w; it returns the
 	// bytes written. An error from begin or w ends it with that error.
 	Backup(ctx context.Context, w io.Writer, begin func(journal.SnapshotInfo) error) (int64, error)
+	// SetLogLevel sets the log level ("" keeps it) and returns the previous.
+	SetLogLevel(level string) (previous string, err error)
 }
 
 // Service implements NodeService.
@@ -73,6 +75,8 @@ func Permissions() rpc.Permissions {
 		nodev1.NodeService_Shutdown_FullMethodName:  rpc.Admin,
 		// A backup holds every fact, budget and peer of the device.
 		nodev1.NodeService_Backup_FullMethodName: rpc.Admin,
+		// Debug logs show what the device does, in detail.
+		nodev1.NodeService_SetLogLevel_FullMethodName: rpc.Admin,
 	}
 }
 
@@ -100,6 +104,18 @@ func (s *Service) GetStatus(ctx context.Context, _ *nodev1.GetStatusRequest) (*n
 			Sent: net.Sent, Received: net.Received, Dropped: net.Dropped, ConnectedPeers: uint64(net.ConnectedPeers),
 		},
 	}, nil
+}
+
+func (s *Service) SetLogLevel(_ context.Context, req *nodev1.SetLogLevelRequest) (*nodev1.SetLogLevelResponse, error) {
+	prev, err := s.d.SetLogLevel(req.GetLevel())
+	if err != nil {
+		return nil, err
+	}
+	level := req.GetLevel()
+	if level == "" {
+		level = prev
+	}
+	return &nodev1.SetLogLevelResponse{Previous: prev, Level: level}, nil
 }
 
 func (s *Service) Shutdown(ctx context.Context, _ *nodev1.ShutdownRequest) (*nodev1.ShutdownResponse, error) {

@@ -23,6 +23,102 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type SetLogLevelRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Level         string                 `protobuf:"bytes,1,opt,name=level,proto3" json:"level,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetLogLevelRequest) Reset() {
+	*x = SetLogLevelRequest{}
+	mi := &file_aura_node_v1_node_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetLogLevelRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetLogLevelRequest) ProtoMessage() {}
+
+func (x *SetLogLevelRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_aura_node_v1_node_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetLogLevelRequest.ProtoReflect.Descriptor instead.
+func (*SetLogLevelRequest) Descriptor() ([]byte, []int) {
+	return file_aura_node_v1_node_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *SetLogLevelRequest) GetLevel() string {
+	if x != nil {
+		return x.Level
+	}
+	return ""
+}
+
+type SetLogLevelResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Previous      string                 `protobuf:"bytes,1,opt,name=previous,proto3" json:"previous,omitempty"`
+	Level         string                 `protobuf:"bytes,2,opt,name=level,proto3" json:"level,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetLogLevelResponse) Reset() {
+	*x = SetLogLevelResponse{}
+	mi := &file_aura_node_v1_node_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetLogLevelResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetLogLevelResponse) ProtoMessage() {}
+
+func (x *SetLogLevelResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_aura_node_v1_node_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetLogLevelResponse.ProtoReflect.Descriptor instead.
+func (*SetLogLevelResponse) Descriptor() ([]byte, []int) {
+	return file_aura_node_v1_node_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *SetLogLevelResponse) GetPrevious() string {
+	if x != nil {
+		return x.Previous
+	}
+	return ""
+}
+
+func (x *SetLogLevelResponse) GetLevel() string {
+	if x != nil {
+		return x.Level
+	}
+	return ""
+}
+
 type GetStatusRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -31,7 +127,7 @@ type GetStatusRequest struct {
 
 func (x *GetStatusRequest) Reset() {
 	*x = GetStatusRequest{}
-	mi := &file_aura_node_v1_node_proto_msgTypes[0]
+	mi := &file_aura_node_v1_node_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -43,7 +139,7 @@ func (x *GetStatusRequest) String() string {
 func (*GetStatusRequest) ProtoMessage() {}
 
 func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_aura_node_v1_node_proto_msgTypes[0]
+	mi := &file_aura_node_v1_node_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -56,7 +152,7 @@ func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetStatusRequest) Descriptor() ([]byte, []int) {
-	return file_aura_node_v1_node_proto_rawDescGZIP(), []int{0}
+	return file_aura_node_v1_node_proto_rawDescGZIP(), []int{2}
 }
 
 type JournalStats struct {
@@ -77,7 +173,7 @@ type JournalStats struct {
 
 func (x *JournalStats) Reset() {
 	*x = JournalStats{}
-	mi := &file_aura_node_v1_node_proto_msgTypes[1]
+	mi := &file_aura_node_v1_node_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -89,7 +185,7 @@ func (x *JournalStats) String() string {
 func (*JournalStats) ProtoMessage() {}
 
 func (x *JournalStats) ProtoReflect() protoreflect.Message {
-	mi := &file_aura_node_v1_node_proto_msgTypes[1]
+	mi := &file_aura_node_v1_node_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -102,7 +198,7 @@ func (x *JournalStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JournalStats.ProtoReflect.Descriptor instead.
 func (*JournalStats) Descriptor() ([]byte, []int) {
-	return file_aura_node_v1_node_proto_rawDescGZIP(), []int{1}
+	return file_aura_node_v1_node_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *JournalStats) GetFactCount() uint64 {
@@ -170,7 +266,7 @@ type GetStatusResponse struct {
 
 func (x *GetStatusResponse) Reset() {
 	*x = GetStatusResponse{}
-	mi := &file_aura_node_v1_node_proto_msgTypes[2]
+	mi := &file_aura_node_v1_node_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -182,7 +278,7 @@ func (x *GetStatusResponse) String() string {
 func (*GetStatusResponse) ProtoMessage() {}
 
 func (x *GetStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_aura_node_v1_node_proto_msgTypes[2]
+	mi := &file_aura_node_v1_node_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -195,7 +291,7 @@ func (x *GetStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetStatusResponse) Descriptor() ([]byte, []int) {
-	return file_aura_node_v1_node_proto_rawDescGZIP(), []int{2}
+	return file_aura_node_v1_node_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *GetStatusResponse) GetDeviceId() string {
@@ -288,7 +384,7 @@ type TransportStats struct {
 
 func (x *TransportStats) Reset() {
 	*x = TransportStats{}
-	mi := &file_aura_node_v1_node_proto_msgTypes[3]
+	mi := &file_aura_node_v1_node_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -300,7 +396,7 @@ func (x *TransportStats) String() string {
 func (*TransportStats) ProtoMessage() {}
 
 func (x *TransportStats) ProtoReflect() protoreflect.Message {
-	mi := &file_aura_node_v1_node_proto_msgTypes[3]
+	mi := &file_aura_node_v1_node_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -313,7 +409,7 @@ func (x *TransportStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransportStats.ProtoReflect.Descriptor instead.
 func (*TransportStats) Descriptor() ([]byte, []int) {
-	return file_aura_node_v1_node_proto_rawDescGZIP(), []int{3}
+	return file_aura_node_v1_node_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *TransportStats) GetSent() uint64 {
@@ -352,7 +448,7 @@ type ShutdownRequest struct {
 
 func (x *ShutdownRequest) Reset() {
 	*x = ShutdownRequest{}
-	mi := &file_aura_node_v1_node_proto_msgTypes[4]
+	mi := &file_aura_node_v1_node_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -364,7 +460,7 @@ func (x *ShutdownRequest) String() string {
 func (*ShutdownRequest) ProtoMessage() {}
 
 func (x *ShutdownRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_aura_node_v1_node_proto_msgTypes[4]
+	mi := &file_aura_node_v1_node_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -377,7 +473,7 @@ func (x *ShutdownRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShutdownRequest.ProtoReflect.Descriptor instead.
 func (*ShutdownRequest) Descriptor() ([]byte, []int) {
-	return file_aura_node_v1_node_proto_rawDescGZIP(), []int{4}
+	return file_aura_node_v1_node_proto_rawDescGZIP(), []int{6}
 }
 
 type ShutdownResponse struct {
@@ -388,7 +484,7 @@ type ShutdownResponse struct {
 
 func (x *ShutdownResponse) Reset() {
 	*x = ShutdownResponse{}
-	mi := &file_aura_node_v1_node_proto_msgTypes[5]
+	mi := &file_aura_node_v1_node_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -400,7 +496,7 @@ func (x *ShutdownResponse) String() string {
 func (*ShutdownResponse) ProtoMessage() {}
 
 func (x *ShutdownResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_aura_node_v1_node_proto_msgTypes[5]
+	mi := &file_aura_node_v1_node_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -413,7 +509,7 @@ func (x *ShutdownResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShutdownResponse.ProtoReflect.Descriptor instead.
 func (*ShutdownResponse) Descriptor() ([]byte, []int) {
-	return file_aura_node_v1_node_proto_rawDescGZIP(), []int{5}
+	return file_aura_node_v1_node_proto_rawDescGZIP(), []int{7}
 }
 
 type BackupRequest struct {
@@ -424,7 +520,7 @@ type BackupRequest struct {
 
 func (x *BackupRequest) Reset() {
 	*x = BackupRequest{}
-	mi := &file_aura_node_v1_node_proto_msgTypes[6]
+	mi := &file_aura_node_v1_node_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -436,7 +532,7 @@ func (x *BackupRequest) String() string {
 func (*BackupRequest) ProtoMessage() {}
 
 func (x *BackupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_aura_node_v1_node_proto_msgTypes[6]
+	mi := &file_aura_node_v1_node_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -449,7 +545,7 @@ func (x *BackupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupRequest.ProtoReflect.Descriptor instead.
 func (*BackupRequest) Descriptor() ([]byte, []int) {
-	return file_aura_node_v1_node_proto_rawDescGZIP(), []int{6}
+	return file_aura_node_v1_node_proto_rawDescGZIP(), []int{8}
 }
 
 // BackupResponse is one message of a backup stream: the first carries the
@@ -468,7 +564,7 @@ type BackupResponse struct {
 
 func (x *BackupResponse) Reset() {
 	*x = BackupResponse{}
-	mi := &file_aura_node_v1_node_proto_msgTypes[7]
+	mi := &file_aura_node_v1_node_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -480,7 +576,7 @@ func (x *BackupResponse) String() string {
 func (*BackupResponse) ProtoMessage() {}
 
 func (x *BackupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_aura_node_v1_node_proto_msgTypes[7]
+	mi := &file_aura_node_v1_node_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -493,7 +589,7 @@ func (x *BackupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupResponse.ProtoReflect.Descriptor instead.
 func (*BackupResponse) Descriptor() ([]byte, []int) {
-	return file_aura_node_v1_node_proto_rawDescGZIP(), []int{7}
+	return file_aura_node_v1_node_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *BackupResponse) GetPart() isBackupResponse_Part {
@@ -576,7 +672,7 @@ type BackupHeader struct {
 
 func (x *BackupHeader) Reset() {
 	*x = BackupHeader{}
-	mi := &file_aura_node_v1_node_proto_msgTypes[8]
+	mi := &file_aura_node_v1_node_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -588,7 +684,7 @@ func (x *BackupHeader) String() string {
 func (*BackupHeader) ProtoMessage() {}
 
 func (x *BackupHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_aura_node_v1_node_proto_msgTypes[8]
+	mi := &file_aura_node_v1_node_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -601,7 +697,7 @@ func (x *BackupHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupHeader.ProtoReflect.Descriptor instead.
 func (*BackupHeader) Descriptor() ([]byte, []int) {
-	return file_aura_node_v1_node_proto_rawDescGZIP(), []int{8}
+	return file_aura_node_v1_node_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *BackupHeader) GetSize() uint64 {
@@ -664,7 +760,7 @@ type BackupTrailer struct {
 
 func (x *BackupTrailer) Reset() {
 	*x = BackupTrailer{}
-	mi := &file_aura_node_v1_node_proto_msgTypes[9]
+	mi := &file_aura_node_v1_node_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -676,7 +772,7 @@ func (x *BackupTrailer) String() string {
 func (*BackupTrailer) ProtoMessage() {}
 
 func (x *BackupTrailer) ProtoReflect() protoreflect.Message {
-	mi := &file_aura_node_v1_node_proto_msgTypes[9]
+	mi := &file_aura_node_v1_node_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -689,7 +785,7 @@ func (x *BackupTrailer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupTrailer.ProtoReflect.Descriptor instead.
 func (*BackupTrailer) Descriptor() ([]byte, []int) {
-	return file_aura_node_v1_node_proto_rawDescGZIP(), []int{9}
+	return file_aura_node_v1_node_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *BackupTrailer) GetSha256() []byte {
@@ -703,7 +799,12 @@ var File_aura_node_v1_node_proto protoreflect.FileDescriptor
 
 const file_aura_node_v1_node_proto_rawDesc = "" +
 	"\n" +
-	"\x17aura/node/v1/node.proto\x12\faura.node.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x12\n" +
+	"\x17aura/node/v1/node.proto\x12\faura.node.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"*\n" +
+	"\x12SetLogLevelRequest\x12\x14\n" +
+	"\x05level\x18\x01 \x01(\tR\x05level\"G\n" +
+	"\x13SetLogLevelResponse\x12\x1a\n" +
+	"\bprevious\x18\x01 \x01(\tR\bprevious\x12\x14\n" +
+	"\x05level\x18\x02 \x01(\tR\x05level\"\x12\n" +
 	"\x10GetStatusRequest\"\xd7\x01\n" +
 	"\fJournalStats\x12\x1d\n" +
 	"\n" +
@@ -753,11 +854,12 @@ const file_aura_node_v1_node_proto_rawDesc = "" +
 	"\tdevice_id\x18\x06 \x01(\tR\bdeviceId\x125\n" +
 	"\btaken_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\atakenAt\"'\n" +
 	"\rBackupTrailer\x12\x16\n" +
-	"\x06sha256\x18\x01 \x01(\fR\x06sha2562\xed\x01\n" +
+	"\x06sha256\x18\x01 \x01(\fR\x06sha2562\xc1\x02\n" +
 	"\vNodeService\x12L\n" +
 	"\tGetStatus\x12\x1e.aura.node.v1.GetStatusRequest\x1a\x1f.aura.node.v1.GetStatusResponse\x12I\n" +
 	"\bShutdown\x12\x1d.aura.node.v1.ShutdownRequest\x1a\x1e.aura.node.v1.ShutdownResponse\x12E\n" +
-	"\x06Backup\x12\x1b.aura.node.v1.BackupRequest\x1a\x1c.aura.node.v1.BackupResponse0\x01B8Z6github.com/aura-p2p/aura/api/proto/aura/node/v1;nodev1b\x06proto3"
+	"\x06Backup\x12\x1b.aura.node.v1.BackupRequest\x1a\x1c.aura.node.v1.BackupResponse0\x01\x12R\n" +
+	"\vSetLogLevel\x12 .aura.node.v1.SetLogLevelRequest\x1a!.aura.node.v1.SetLogLevelResponseB8Z6github.com/aura-p2p/aura/api/proto/aura/node/v1;nodev1b\x06proto3"
 
 var (
 	file_aura_node_v1_node_proto_rawDescOnce sync.Once
@@ -771,39 +873,43 @@ func file_aura_node_v1_node_proto_rawDescGZIP() []byte {
 	return file_aura_node_v1_node_proto_rawDescData
 }
 
-var file_aura_node_v1_node_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_aura_node_v1_node_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_aura_node_v1_node_proto_goTypes = []any{
-	(*GetStatusRequest)(nil),      // 0: aura.node.v1.GetStatusRequest
-	(*JournalStats)(nil),          // 1: aura.node.v1.JournalStats
-	(*GetStatusResponse)(nil),     // 2: aura.node.v1.GetStatusResponse
-	(*TransportStats)(nil),        // 3: aura.node.v1.TransportStats
-	(*ShutdownRequest)(nil),       // 4: aura.node.v1.ShutdownRequest
-	(*ShutdownResponse)(nil),      // 5: aura.node.v1.ShutdownResponse
-	(*BackupRequest)(nil),         // 6: aura.node.v1.BackupRequest
-	(*BackupResponse)(nil),        // 7: aura.node.v1.BackupResponse
-	(*BackupHeader)(nil),          // 8: aura.node.v1.BackupHeader
-	(*BackupTrailer)(nil),         // 9: aura.node.v1.BackupTrailer
-	nil,                           // 10: aura.node.v1.TransportStats.DroppedEntry
-	(*timestamppb.Timestamp)(nil), // 11: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 12: google.protobuf.Duration
+	(*SetLogLevelRequest)(nil),    // 0: aura.node.v1.SetLogLevelRequest
+	(*SetLogLevelResponse)(nil),   // 1: aura.node.v1.SetLogLevelResponse
+	(*GetStatusRequest)(nil),      // 2: aura.node.v1.GetStatusRequest
+	(*JournalStats)(nil),          // 3: aura.node.v1.JournalStats
+	(*GetStatusResponse)(nil),     // 4: aura.node.v1.GetStatusResponse
+	(*TransportStats)(nil),        // 5: aura.node.v1.TransportStats
+	(*ShutdownRequest)(nil),       // 6: aura.node.v1.ShutdownRequest
+	(*ShutdownResponse)(nil),      // 7: aura.node.v1.ShutdownResponse
+	(*BackupRequest)(nil),         // 8: aura.node.v1.BackupRequest
+	(*BackupResponse)(nil),        // 9: aura.node.v1.BackupResponse
+	(*BackupHeader)(nil),          // 10: aura.node.v1.BackupHeader
+	(*BackupTrailer)(nil),         // 11: aura.node.v1.BackupTrailer
+	nil,                           // 12: aura.node.v1.TransportStats.DroppedEntry
+	(*timestamppb.Timestamp)(nil), // 13: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 14: google.protobuf.Duration
 }
 var file_aura_node_v1_node_proto_depIdxs = []int32{
-	11, // 0: aura.node.v1.GetStatusResponse.started_at:type_name -> google.protobuf.Timestamp
-	12, // 1: aura.node.v1.GetStatusResponse.uptime:type_name -> google.protobuf.Duration
-	1,  // 2: aura.node.v1.GetStatusResponse.journal:type_name -> aura.node.v1.JournalStats
-	3,  // 3: aura.node.v1.GetStatusResponse.transport:type_name -> aura.node.v1.TransportStats
-	10, // 4: aura.node.v1.TransportStats.dropped:type_name -> aura.node.v1.TransportStats.DroppedEntry
-	8,  // 5: aura.node.v1.BackupResponse.header:type_name -> aura.node.v1.BackupHeader
-	9,  // 6: aura.node.v1.BackupResponse.trailer:type_name -> aura.node.v1.BackupTrailer
-	11, // 7: aura.node.v1.BackupHeader.taken_at:type_name -> google.protobuf.Timestamp
-	0,  // 8: aura.node.v1.NodeService.GetStatus:input_type -> aura.node.v1.GetStatusRequest
-	4,  // 9: aura.node.v1.NodeService.Shutdown:input_type -> aura.node.v1.ShutdownRequest
-	6,  // 10: aura.node.v1.NodeService.Backup:input_type -> aura.node.v1.BackupRequest
-	2,  // 11: aura.node.v1.NodeService.GetStatus:output_type -> aura.node.v1.GetStatusResponse
-	5,  // 12: aura.node.v1.NodeService.Shutdown:output_type -> aura.node.v1.ShutdownResponse
-	7,  // 13: aura.node.v1.NodeService.Backup:output_type -> aura.node.v1.BackupResponse
-	11, // [11:14] is the sub-list for method output_type
-	8,  // [8:11] is the sub-list for method input_type
+	13, // 0: aura.node.v1.GetStatusResponse.started_at:type_name -> google.protobuf.Timestamp
+	14, // 1: aura.node.v1.GetStatusResponse.uptime:type_name -> google.protobuf.Duration
+	3,  // 2: aura.node.v1.GetStatusResponse.journal:type_name -> aura.node.v1.JournalStats
+	5,  // 3: aura.node.v1.GetStatusResponse.transport:type_name -> aura.node.v1.TransportStats
+	12, // 4: aura.node.v1.TransportStats.dropped:type_name -> aura.node.v1.TransportStats.DroppedEntry
+	10, // 5: aura.node.v1.BackupResponse.header:type_name -> aura.node.v1.BackupHeader
+	11, // 6: aura.node.v1.BackupResponse.trailer:type_name -> aura.node.v1.BackupTrailer
+	13, // 7: aura.node.v1.BackupHeader.taken_at:type_name -> google.protobuf.Timestamp
+	2,  // 8: aura.node.v1.NodeService.GetStatus:input_type -> aura.node.v1.GetStatusRequest
+	6,  // 9: aura.node.v1.NodeService.Shutdown:input_type -> aura.node.v1.ShutdownRequest
+	8,  // 10: aura.node.v1.NodeService.Backup:input_type -> aura.node.v1.BackupRequest
+	0,  // 11: aura.node.v1.NodeService.SetLogLevel:input_type -> aura.node.v1.SetLogLevelRequest
+	4,  // 12: aura.node.v1.NodeService.GetStatus:output_type -> aura.node.v1.GetStatusResponse
+	7,  // 13: aura.node.v1.NodeService.Shutdown:output_type -> aura.node.v1.ShutdownResponse
+	9,  // 14: aura.node.v1.NodeService.Backup:output_type -> aura.node.v1.BackupResponse
+	1,  // 15: aura.node.v1.NodeService.SetLogLevel:output_type -> aura.node.v1.SetLogLevelResponse
+	12, // [12:16] is the sub-list for method output_type
+	8,  // [8:12] is the sub-list for method input_type
 	8,  // [8:8] is the sub-list for extension type_name
 	8,  // [8:8] is the sub-list for extension extendee
 	0,  // [0:8] is the sub-list for field type_name
@@ -814,7 +920,7 @@ func file_aura_node_v1_node_proto_init() {
 	if File_aura_node_v1_node_proto != nil {
 		return
 	}
-	file_aura_node_v1_node_proto_msgTypes[7].OneofWrappers = []any{
+	file_aura_node_v1_node_proto_msgTypes[9].OneofWrappers = []any{
 		(*BackupResponse_Header)(nil),
 		(*BackupResponse_Chunk)(nil),
 		(*BackupResponse_Trailer)(nil),
@@ -825,7 +931,7 @@ func file_aura_node_v1_node_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_aura_node_v1_node_proto_rawDesc), len(file_aura_node_v1_node_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   11,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

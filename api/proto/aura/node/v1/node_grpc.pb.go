@@ -19,9 +19,10 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	NodeService_GetStatus_FullMethodName = "/aura.node.v1.NodeService/GetStatus"
-	NodeService_Shutdown_FullMethodName  = "/aura.node.v1.NodeService/Shutdown"
-	NodeService_Backup_FullMethodName    = "/aura.node.v1.NodeService/Backup"
+	NodeService_GetStatus_FullMethodName   = "/aura.node.v1.NodeService/GetStatus"
+	NodeService_Shutdown_FullMethodName    = "/aura.node.v1.NodeService/Shutdown"
+	NodeService_Backup_FullMethodName      = "/aura.node.v1.NodeService/Backup"
+	NodeService_SetLogLevel_FullMethodName = "/aura.node.v1.NodeService/SetLogLevel"
 )
 
 // NodeServiceClient is the client API for NodeService service.
@@ -39,6 +40,10 @@ type NodeServiceClient interface {
 	// file; `aurad restore` installs it. It holds every fact, budget and peer of
 	// the device, so the call needs admin permission.
 	Backup(ctx context.Context, in *BackupRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[BackupResponse], error)
+	// SetLogLevel changes the daemon's log level while it runs (debug, info,
+	// warn, error) and returns the previous one; an empty level only reads it.
+	// Secrets never reach the log at any level.
+	SetLogLevel(ctx context.Context, in *SetLogLevelRequest, opts ...grpc.CallOption) (*SetLogLevelResponse, error)
 }
 
 type nodeServiceClient struct {
@@ -88,6 +93,16 @@ func (c *nodeServiceClient) Backup(ctx context.Context, in *BackupRequest, opts 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type NodeService_BackupClient = grpc.ServerStreamingClient[BackupResponse]
 
+func (c *nodeServiceClient) SetLogLevel(ctx context.Context, in *SetLogLevelRequest, opts ...grpc.CallOption) (*SetLogLevelResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetLogLevelResponse)
+	err := c.cc.Invoke(ctx, NodeService_SetLogLevel_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // NodeServiceServer is the server API for NodeService service.
 // All implementations must embed UnimplementedNodeServiceServer
 // for forward compatibility.
@@ -103,6 +118,10 @@ type NodeServiceServer interface {
 	// file; `aurad restore` installs it. It holds every fact, budget and peer of
 	// the device, so the call needs admin permission.
 	Backup(*BackupRequest, grpc.ServerStreamingServer[BackupResponse]) error
+	// SetLogLevel changes the daemon's log level while it runs (debug, info,
+	// warn, error) and returns the previous one; an empty level only reads it.
+	// Secrets never reach the log at any level.
+	SetLogLevel(context.Context, *SetLogLevelRequest) (*SetLogLevelResponse, error)
 	mustEmbedUnimplementedNodeServiceServer()
 }
 
@@ -121,6 +140,9 @@ func (UnimplementedNodeServiceServer) Shutdown(context.Context, *ShutdownRequest
 }
 func (UnimplementedNodeServiceServer) Backup(*BackupRequest, grpc.ServerStreamingServer[BackupResponse]) error {
 	return status.Error(codes.Unimplemented, "method Backup not implemented")
+}
+func (UnimplementedNodeServiceServer) SetLogLevel(context.Context, *SetLogLevelRequest) (*SetLogLevelResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetLogLevel not implemented")
 }
 func (UnimplementedNodeServiceServer) mustEmbedUnimplementedNodeServiceServer() {}
 func (UnimplementedNodeServiceServer) testEmbeddedByValue()                     {}
@@ -190,6 +212,24 @@ func _NodeService_Backup_Handler(srv interface{}, stream grpc.ServerStream) erro
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type NodeService_BackupServer = grpc.ServerStreamingServer[BackupResponse]
 
+func _NodeService_SetLogLevel_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetLogLevelRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(NodeServiceServer).SetLogLevel(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: NodeService_SetLogLevel_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(NodeServiceServer).SetLogLevel(ctx, req.(*SetLogLevelRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // NodeService_ServiceDesc is the grpc.ServiceDesc for NodeService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -204,6 +244,10 @@ var NodeService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Shutdown",
 			Handler:    _NodeService_Shutdown_Handler,
+		},
+		{
+			MethodName: "SetLogLevel",
+			Handler:    _NodeService_SetLogLevel_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
