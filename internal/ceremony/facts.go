@@ -2,6 +2,7 @@ package ceremony
 
 import (
 	"fmt"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/aura-p2p/aura/internal/core"
@@ -220,7 +221,9 @@ func CheckNickname(s string, mayBeEmpty bool) error {
 		return fmt.Errorf("nickname must be UTF-8 of at most %d bytes: %w", MaxNicknameLen, core.ErrInvalidArgument)
 	}
 	for _, r := range s {
-		if r < 0x20 || r == 0x7f {
+		// C0, DEL and C1 (U+009B is a one-rune CSI terminals obey), and the
+		// bidirectional overrides that make a name display as another.
+		if unicode.IsControl(r) || (r >= 0x202a && r <= 0x202e) || (r >= 0x2066 && r <= 0x2069) {
 			return fmt.Errorf("nickname has a control character: %w", core.ErrInvalidArgument)
 		}
 	}

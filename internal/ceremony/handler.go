@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -24,6 +25,10 @@ const (
 	labelAbort   = "Abort"
 	labelConfirm = "Confirm"
 )
+
+// staleDecision is how long an inviter keeps an undecided session's
+// acceptance: far beyond the runtime's step timeouts.
+const staleDecision = 10 * time.Minute
 
 // answer is the invitee's side of one ceremony, from the code to its end.
 type answer struct {
@@ -301,7 +306,7 @@ func (s *Service) takeCommit(ctx context.Context, a *answer, payload []byte) err
 	if err != nil {
 		return err
 	}
-	if c.Ceremony != a.rec.ID || c.Invitation != iv.ID || c.Invitee != s.o.Authority || c.Inviter != iv.Authority || c.InviteeDevID != s.self || c.InviteeHPKE != a.acc.HPKE {
+	if c.Ceremony != a.rec.ID || c.Prestate != prestate(iv.Inviter, iv.Authority, iv.ID, s.self, s.o.Authority) || c.Invitation != iv.ID || c.Invitee != s.o.Authority || c.Inviter != iv.Authority || c.InviteeDevID != s.self || c.InviteeHPKE != a.acc.HPKE {
 		return fmt.Errorf("commit is for another ceremony: %w", core.ErrPermissionDenied)
 	}
 	root, err := openRoot(s.o.HPKE, c.InviteeRoot, c.Ceremony)
@@ -365,6 +370,13 @@ func (h inviterHandler) Receive(ctx context.Context, info session.Info, act chor
 			Peer: invitee, Invitation: acc.Invitation, State: CeremonyRunning, Started: s.o.Clock.Now(),
 		}}
 		s.mu.Lock()
+		// A session that ends between Accept and Commit (a timeout, the
+		// invitee gone) leaves its decision behind; drop stale ones here.
+		for id, old := range s.deciding {
+			if d.rec.Started.Sub(old.rec.Started) > staleDecision {
+				delete(s.deciding, id)
+			}
+		}
 		s.deciding[info.ID] = d
 		s.mu.Unlock()
 		if act.Label == labelDecline {
@@ -397,35 +409,44 @@ func (s *Service) takeDecline(ctx context.Context, d *decision, invitee core.Dev
 		}
 		s.mu.Unlock()
 	}()
-	a := &Abort{Ceremony: d.rec.ID, Operation: OperationContact, Reason: "declined", Detail: "declined by the invitee"}
-	fact, err := s.o.Journal.SignLocal(s.o.Signer, journal.Draft{Namespace: s.o.Namespace, TypeID: TypeAbort, Payload: a.Encode()})
+	// The fact says what happened: a decline, or why the decline was
+	// refused. Both are signed up front; the op's outcome picks one.
+	sign := func(reason, detail string) (*journal.SignedFact, error) {
+		a := &Abort{Ceremony: d.rec.ID, Operation: OperationContact, Reason: reason, Detail: detail}
+		return s.o.Journal.SignLocal(s.o.Signer, journal.Draft{Namespace: s.o.Namespace, TypeID: TypeAbort, Payload: a.Encode()})
+	}
+	declined, err := sign(ReasonDeclined, "declined by the invitee")
 	if err != nil {
 		return err
 	}
 	d.rec.Updated = s.o.Clock.Now()
-	_, err = s.o.Journal.Commit(ctx, journal.Txn{Facts: []*journal.SignedFact{fact}, Ops: []journal.TxOp{
+	var resolveErr error
+	_, err = s.o.Journal.Commit(ctx, journal.Txn{Facts: []*journal.SignedFact{declined}, Ops: []journal.TxOp{
 		func(tx *journal.ExtTx) error {
-			_, err := s.resolve(tx, d.acc.Invitation, func(r *InvitationRecord) error {
+			_, resolveErr = s.resolve(tx, d.acc.Invitation, func(r *InvitationRecord) error {
 				if p := proof(r.Secret, labelDecline, invitee, d.acc); !hmac.Equal(p[:], d.acc.Proof[:]) {
 					return fmt.Errorf("decline without the invitation's secret: %w", core.ErrPermissionDenied)
 				}
 				r.State, r.Invitee, r.Ceremony = InvitationDeclined, invitee, d.rec.ID
 				return nil
 			})
-			if err != nil {
-				d.rec.State, d.rec.Reason, d.rec.Detail = CeremonyAborted, reasonOf(err), err.Error()
-				return nil // the refusal is recorded below, the invitation untouched
+			if resolveErr != nil {
+				// Abort the transaction: the refusal is recorded below,
+				// with a fact that says so, the invitation untouched.
+				return resolveErr
 			}
 			d.rec.State = CeremonyDeclined
 			return putRecord(d.rec)(tx)
 		},
-		func(tx *journal.ExtTx) error {
-			if d.rec.State == CeremonyAborted {
-				return putRecord(d.rec)(tx)
-			}
-			return nil
-		},
 	}})
+	if resolveErr != nil {
+		d.rec.State, d.rec.Reason, d.rec.Detail = CeremonyAborted, reasonOf(resolveErr), resolveErr.Error()
+		refused, ferr := sign(d.rec.Reason, d.rec.Detail)
+		if ferr != nil {
+			return ferr
+		}
+		err = s.saveRecord(ctx, d.rec, refused)
+	}
 	if err == nil {
 		s.publish(d.rec)
 	}
@@ -454,6 +475,8 @@ func reasonOf(err error) string {
 		return ReasonUnknownInvitation
 	case errors.Is(err, core.ErrPermissionDenied):
 		return ReasonBadProof
+	case errors.Is(err, ErrInvitationExpired):
+		return ReasonExpired
 	case errors.Is(err, ErrNotPending):
 		return ReasonAlreadyResolved
 	}
@@ -522,6 +545,11 @@ func (s *Service) decide(ctx context.Context, d *decision, invitee core.DeviceID
 			return err
 		}, putRecord(&rec), putRoot(ctxID, wrapped)},
 	})
+	if errors.Is(err, core.ErrAlreadyExists) {
+		// The context's namespace comes from the ceremony id: an existing
+		// genesis means this very acceptance already committed.
+		return fmt.Errorf("acceptance replayed: %w", ErrNotPending)
+	}
 	if err != nil {
 		return err
 	}

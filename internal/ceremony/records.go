@@ -195,7 +195,13 @@ func decodeRecord(b []byte) (*Record, error) {
 	rec.Reason = string(r.bytes16("reason", maxReasonLen))
 	rec.Detail = string(r.bytes16("detail", maxReasonLen))
 	r.fixed(rec.Context[:], "context")
-	rec.Confirmed = r.byte("confirmed") == 1
+	switch r.byte("confirmed") {
+	case 0:
+	case 1:
+		rec.Confirmed = true
+	default:
+		r.fail("confirmed is not 0 or 1")
+	}
 	rec.Started = time.UnixMilli(int64(r.u64("started"))).UTC()
 	rec.Updated = time.UnixMilli(int64(r.u64("updated"))).UTC()
 	if err := r.done(); err != nil {
@@ -209,6 +215,7 @@ const (
 	ReasonUnknownInvitation = "unknown_invitation"
 	ReasonExpired           = "expired"
 	ReasonCancelled         = "cancelled"
+	ReasonDeclined          = "declined"
 	ReasonAlreadyResolved   = "already_resolved"
 	ReasonBadProof          = "bad_proof"
 	ReasonBadCommit         = "bad_commit"

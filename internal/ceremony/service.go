@@ -44,13 +44,16 @@ const (
 
 // Sentinel errors callers branch on.
 var (
-	ErrNotFound        = fmt.Errorf("no such invitation: %w", core.ErrNotFound)
-	ErrNotPending      = fmt.Errorf("invitation is no longer pending: %w", core.ErrFailedPrecondition)
-	ErrOwnInvitation   = fmt.Errorf("that is this device's own invitation: %w", core.ErrInvalidArgument)
-	ErrAcceptRunning   = fmt.Errorf("an answer to an invitation from that device is already running: %w", core.ErrFailedPrecondition)
-	ErrAlreadyAccepted = fmt.Errorf("this invitation was already accepted here: %w", core.ErrAlreadyExists)
-	ErrUnreachable     = fmt.Errorf("inviter not reachable at any address in the code: %w", core.ErrUnavailable)
-	ErrNoContact       = fmt.Errorf("no such contact: %w", core.ErrNotFound)
+	ErrNotFound   = fmt.Errorf("no such invitation: %w", core.ErrNotFound)
+	ErrNotPending = fmt.Errorf("invitation is no longer pending: %w", core.ErrFailedPrecondition)
+	// ErrInvitationExpired: past its expiry, a pending invitation is as good
+	// as resolved.
+	ErrInvitationExpired = fmt.Errorf("expired: %w", ErrNotPending)
+	ErrOwnInvitation     = fmt.Errorf("that is this device's own invitation: %w", core.ErrInvalidArgument)
+	ErrAcceptRunning     = fmt.Errorf("an answer to an invitation from that device is already running: %w", core.ErrFailedPrecondition)
+	ErrAlreadyAccepted   = fmt.Errorf("this invitation was already accepted here: %w", core.ErrAlreadyExists)
+	ErrUnreachable       = fmt.Errorf("inviter not reachable at any address in the code: %w", core.ErrUnavailable)
+	ErrNoContact         = fmt.Errorf("no such contact: %w", core.ErrNotFound)
 )
 
 // Journal is what the ceremonies need of the journal.
@@ -260,7 +263,7 @@ func (s *Service) resolve(tx *journal.ExtTx, id [16]byte, set func(*InvitationRe
 		return nil, fmt.Errorf("invitation is %s: %w", r.State, ErrNotPending)
 	}
 	if r.Expired(s.o.Clock.Now()) {
-		return nil, fmt.Errorf("invitation expired at %s: %w", r.Expires.Format(time.RFC3339), ErrNotPending)
+		return nil, fmt.Errorf("invitation expired at %s: %w", r.Expires.Format(time.RFC3339), ErrInvitationExpired)
 	}
 	if err := set(r); err != nil {
 		return nil, err

@@ -88,3 +88,34 @@ func runASession(t *testing.T, c *cluster.Cluster) {
 		}
 	}
 }
+
+// The README's walk-through, as written: one `peer add` per pair of devices
+// (A adds B, A adds C, B adds C), after which every device reaches every
+// other, the dialed ones through the addresses they learned, and the
+// three-role demo runs.
+func TestReadmeWalkthroughOnePeerAddPerPair(t *testing.T) {
+	cluster.Run(t, 2, func(t *testing.T, c *cluster.Cluster) {
+		a, b := c.Node(0), c.Node(1)
+		c.Connect(0, 1)
+		if out := a.MustCtl("peer", "ping", b.DeviceID(), "--count", "3", "--interval", "10ms"); !strings.Contains(out, "3 pings") {
+			t.Fatalf("ping: %s", out)
+		}
+		// B never added A.
+		b.MustCtl("peer", "ping", a.DeviceID())
+		cc := c.Add()
+		c.Connect(0, 2)
+		c.Connect(1, 2)
+		cc.MustCtl("peer", "ping", a.DeviceID())
+		cc.MustCtl("peer", "ping", b.DeviceID())
+		var started struct {
+			Session sessionJSON `json:"session"`
+		}
+		a.CtlJSON(&started, "session", "start", "Relay10", "--wait", "--role", "A=self", "--role", "B="+b.DeviceID(), "--role", "C="+cc.DeviceID())
+		if started.Session.State != "SESSION_STATE_COMPLETED" {
+			t.Fatalf("Relay10: %+v", started.Session)
+		}
+		// What was learned survives a restart.
+		b.Restart()
+		b.MustCtl("peer", "ping", a.DeviceID())
+	})
+}
