@@ -304,6 +304,7 @@ func (e errPartial) Unwrap() error { return e.err }
 // and the namespaces whose orphans may now fit.
 func (j *Journal) commitBatch(batch []*request) ([]*result, map[core.Namespace]bool) {
 	results := make([]*result, len(batch))
+	start := j.clock.Now()
 	for {
 		var published []StoredFact
 		var changed map[core.Namespace]bool
@@ -360,6 +361,13 @@ func (j *Journal) commitBatch(batch []*request) ([]*result, map[core.Namespace]b
 			j.ranges.apply(published)
 			j.hub.publish(published)
 			j.poolOrphans(batch, results)
+		}
+		if j.observer != nil {
+			stored := len(published)
+			if err != nil {
+				stored = 0
+			}
+			j.observer.ObserveCommit(len(batch), stored, j.clock.Now().Sub(start), err)
 		}
 		return results, changed
 	}

@@ -56,6 +56,15 @@ type Options struct {
 	LockTimeout time.Duration
 	// NoSync skips fsync. Only for tests and benchmarks that measure other things.
 	NoSync bool
+	// Observer, if set, is told of every group commit (metrics).
+	Observer CommitObserver
+}
+
+// CommitObserver is told of each group commit: how many requests and facts
+// it held, how long it took, and whether it failed. It runs on the writer
+// goroutine and must not block.
+type CommitObserver interface {
+	ObserveCommit(txns, facts int, took time.Duration, err error)
 }
 
 // Validator checks a fact of one type. It sees only the fact, never state, so
@@ -67,6 +76,7 @@ type Journal struct {
 	db         *bolt.DB
 	log        *zap.Logger
 	clock      core.Clock
+	observer   CommitObserver
 	reducers   []Reducer
 	validators map[string]Validator
 	membership map[core.NamespaceKind]MembershipSource
@@ -148,6 +158,7 @@ func Open(ctx context.Context, opts Options) (*Journal, error) {
 		db:         db,
 		log:        opts.Logger,
 		clock:      opts.Clock,
+		observer:   opts.Observer,
 		reducers:   opts.Reducers,
 		validators: opts.Validators,
 		membership: membership,

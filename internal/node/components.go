@@ -85,7 +85,7 @@ func daemonComponents() []component {
 		{
 			name: "journal",
 			start: func(ctx context.Context, n *Node) error {
-				keys, auth, j, founded, err := openIdentity(ctx, n.cfg, n.deps, n.log, n.mayFound, n.registry)
+				keys, auth, j, founded, err := openIdentity(ctx, n.cfg, n.deps, n.log, n.mayFound, n.registry, n.commitObserver())
 				if err != nil {
 					return err
 				}
@@ -141,7 +141,11 @@ func daemonComponents() []component {
 			start: func(ctx context.Context, n *Node) error {
 				p := n.cfg.P2P
 				n.authz = transport.NewMemberAuthorizer(n.keys.DeviceID(), n.journal)
-				opts := transport.Options{Logger: n.log.Named("transport"), Clock: n.clock, Authorizer: n.authz, Charger: n.ledger.Charger()}
+				var charger transport.Charger = n.ledger.Charger()
+				if n.metrics != nil {
+					charger = observedCharger{charger, n.metrics}
+				}
+				opts := transport.Options{Logger: n.log.Named("transport"), Clock: n.clock, Authorizer: n.authz, Charger: charger}
 				var (
 					t   *transport.Transport
 					err error
@@ -152,6 +156,7 @@ func daemonComponents() []component {
 					t, err = transport.Start(ctx, n.keys.Device, transport.Config{
 						ListenAddrs: p.Listen, MDNS: p.MDNS, Relay: p.Relay, HolePunching: p.HolePunching,
 						ConnLow: p.ConnLow, ConnHigh: p.ConnHigh,
+						HostOptions: n.metrics.Libp2pOptions(), ResourceManagerOptions: n.metrics.ResourceManagerOptions(),
 					}, opts)
 				}
 				if err != nil {

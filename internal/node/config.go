@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -42,6 +43,12 @@ type Config struct {
 	Journal         JournalConfig `toml:"journal"`
 	P2P             P2PConfig     `toml:"p2p"`
 	Budget          BudgetConfig  `toml:"budget"`
+	Metrics         MetricsConfig `toml:"metrics"`
+}
+
+// MetricsConfig configures the Prometheus endpoint.
+type MetricsConfig struct {
+	Listen string `toml:"listen" comment:"host:port serving Prometheus /metrics and /healthz over plain, unauthenticated HTTP; keep it on loopback or a private network. Empty: off."`
 }
 
 // P2PConfig configures the libp2p host.
@@ -156,6 +163,11 @@ func (c *Config) Validate() error {
 	if c.Log.Format != "console" && c.Log.Format != "json" {
 		bad("log.format = %q: want console or json", c.Log.Format)
 	}
+	if l := c.Metrics.Listen; l != "" {
+		if _, _, err := net.SplitHostPort(l); err != nil {
+			bad("metrics.listen = %q: want host:port", l)
+		}
+	}
 	if c.Control.TCPListen != "" && (c.Control.TLSCertFile == "" || c.Control.TLSKeyFile == "" || c.Control.TokenFile == "") {
 		bad("control.tcp_listen needs control.tls_cert_file, control.tls_key_file and control.token_file")
 	}
@@ -240,6 +252,7 @@ func configFields() []configField {
 		{"p2p-relay", "use circuit relays", func(c *Config) pflag.Value { return (*boolValue)(&c.P2P.Relay) }},
 		{"p2p-hole-punching", "upgrade relayed connections to direct ones", func(c *Config) pflag.Value { return (*boolValue)(&c.P2P.HolePunching) }},
 		{"budget-epoch", "flow budget epoch", func(c *Config) pflag.Value { return textValue{&c.Budget.Epoch} }},
+		{"metrics-listen", "host:port for Prometheus /metrics (off when empty)", func(c *Config) pflag.Value { return (*stringValue)(&c.Metrics.Listen) }},
 	}
 }
 

@@ -32,7 +32,7 @@ func journalOptions(cfg Config, path string, d Deps, log *zap.Logger, reg regist
 // openIdentity loads the device keys (creating them only when mayFound),
 // opens the journal and finds the device's authority, founding one only when
 // mayFound. On error nothing stays open.
-func openIdentity(ctx context.Context, cfg Config, d Deps, log *zap.Logger, mayFound bool, reg registry) (*Keys, core.AuthorityID, *journal.Journal, bool, error) {
+func openIdentity(ctx context.Context, cfg Config, d Deps, log *zap.Logger, mayFound bool, reg registry, obs journal.CommitObserver) (*Keys, core.AuthorityID, *journal.Journal, bool, error) {
 	var auth core.AuthorityID
 	st, err := inspectDataDir(cfg.DataDir)
 	if err != nil {
@@ -50,7 +50,9 @@ func openIdentity(ctx context.Context, cfg Config, d Deps, log *zap.Logger, mayF
 		log.Info("created device keys", zap.Stringer("device", keys.DeviceID()))
 	}
 	path := filepath.Join(cfg.DataDir, JournalFileName)
-	j, err := journal.Open(ctx, journalOptions(cfg, path, d, log, reg))
+	jo := journalOptions(cfg, path, d, log, reg)
+	jo.Observer = obs
+	j, err := journal.Open(ctx, jo)
 	if errors.Is(err, journal.ErrDamaged) {
 		return nil, auth, nil, false, fmt.Errorf("%w; nothing was changed. `aurad check --full --datadir %s` says more, "+
 			"`aurad salvage --from %s --to NEWDIR` copies out every fact that still verifies, `aurad restore` restores a backup",
@@ -100,7 +102,7 @@ func Init(ctx context.Context, cfg Config, d Deps) (InitReport, error) {
 	if err != nil {
 		return InitReport{}, err
 	}
-	keys, auth, j, _, err := openIdentity(ctx, cfg, d, d.Logger, true, reg)
+	keys, auth, j, _, err := openIdentity(ctx, cfg, d, d.Logger, true, reg, nil)
 	if err != nil {
 		return InitReport{}, err
 	}

@@ -23,6 +23,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
@@ -33,6 +34,7 @@ import (
 	"github.com/aura-p2p/aura/internal/core"
 	"github.com/aura-p2p/aura/internal/crdt"
 	"github.com/aura-p2p/aura/internal/journal"
+	"github.com/aura-p2p/aura/internal/metrics"
 	"github.com/aura-p2p/aura/internal/rpc"
 	"github.com/aura-p2p/aura/internal/rpc/noderpc"
 	"github.com/aura-p2p/aura/internal/session"
@@ -105,6 +107,11 @@ type Node struct {
 	// started are the components that started, in start order.
 	started []component
 
+	// Prometheus metrics, when [metrics] listen is set.
+	metrics     *metrics.Metrics
+	stopMetrics context.CancelFunc
+	metricsAddr net.Addr
+
 	gate    *rpc.Gate
 	grpc    *grpc.Server
 	health  *health.Server
@@ -166,6 +173,11 @@ func start(ctx context.Context, cfg Config, d Deps, comps []component) (_ *Node,
 		return nil, err
 	}
 	n.mayFound = st.empty()
+	if cfg.Metrics.Listen != "" {
+		if n.metrics, err = metrics.New(metrics.Options{Logger: n.log.Named("metrics"), Version: buildinfo.Version(), Sources: n.metricSources()}); err != nil {
+			return nil, err
+		}
+	}
 	if err := n.startComponents(ctx, comps); err != nil {
 		return nil, err
 	}
@@ -179,7 +191,7 @@ func start(ctx context.Context, cfg Config, d Deps, comps []component) (_ *Node,
 		return nil, err
 	}
 	n.grpc = grpc.NewServer(rpc.ServerOptions(rpc.Options{
-		Logger: n.log.Named("rpc"), Gate: n.gate, Permissions: svcs.perms, Tokens: token,
+		Logger: n.log.Named("rpc"), Gate: n.gate, Permissions: svcs.perms, Tokens: token, Observe: n.observeRPC(),
 	})...)
 	for _, s := range svcs.services {
 		s.Register(n.grpc)
@@ -194,6 +206,13 @@ func start(ctx context.Context, cfg Config, d Deps, comps []component) (_ *Node,
 	if err := n.listen(); err != nil {
 		return nil, err
 	}
+	if n.metrics != nil {
+		mctx, stop := context.WithCancel(context.Background())
+		n.stopMetrics = stop
+		if n.metricsAddr, err = n.metrics.Serve(mctx, cfg.Metrics.Listen); err != nil {
+			return nil, fmt.Errorf("metrics listener: %w", err)
+		}
+	}
 	for _, l := range n.lis {
 		go func() { n.serveErr <- n.grpc.Serve(l) }()
 	}
@@ -201,7 +220,7 @@ func start(ctx context.Context, cfg Config, d Deps, comps []component) (_ *Node,
 	n.runLoops()
 	if err := writeReady(cfg.DataDir, ReadyInfo{
 		PID: os.Getpid(), Socket: cfg.Socket, DeviceID: n.keys.DeviceID().String(), PeerID: n.peerID.String(),
-		ListenAddrs: n.transport.Addrs(),
+		ListenAddrs: n.transport.Addrs(), MetricsAddr: addrString(n.metricsAddr),
 	}); err != nil {
 		// Reads must still be served on a full disk; ready.json is a
 		// convenience for scripts, and sd_notify still reports readiness.
@@ -224,6 +243,29 @@ func peerIDOf(keys *Keys) (peer.ID, error) {
 		return "", err
 	}
 	return peer.IDFromPublicKey(pub)
+}
+
+// observeRPC is the gRPC observer of the metrics, if they are on.
+func (n *Node) observeRPC() func(string, codes.Code, time.Duration) {
+	if n.metrics == nil {
+		return nil
+	}
+	return n.metrics.ObserveRPC
+}
+
+// commitObserver is the journal's commit observer, if metrics are on.
+func (n *Node) commitObserver() journal.CommitObserver {
+	if n.metrics == nil {
+		return nil
+	}
+	return n.metrics
+}
+
+func addrString(a net.Addr) string {
+	if a == nil {
+		return ""
+	}
+	return a.String()
 }
 
 // startOnHost runs the transport on the host Deps.Host builds from the
@@ -384,6 +426,11 @@ func (n *Node) closeResources() {
 		_ = l.Close()
 	}
 	removeReady(n.cfg.DataDir)
+	if n.stopMetrics != nil {
+		// Scrapes end before the components they read stop.
+		n.stopMetrics()
+		n.metrics.Wait()
+	}
 	if n.stopBG != nil {
 		n.stopBG()
 		n.bg.Wait()

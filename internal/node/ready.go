@@ -17,6 +17,9 @@ type ReadyInfo struct {
 	DeviceID    string   `json:"device_id"`
 	PeerID      string   `json:"peer_id"`
 	ListenAddrs []string `json:"listen_addrs"`
+	// MetricsAddr is the bound Prometheus listener, when [metrics] listen
+	// is set.
+	MetricsAddr string `json:"metrics_addr,omitempty"`
 }
 
 // writeReady replaces ready.json atomically.

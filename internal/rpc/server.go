@@ -66,6 +66,12 @@ type Options struct {
 	// open at once on one connection and in all; 0 means the default.
 	MaxStreamsPerConn int
 	MaxStreams        int
+	// Observe, when set, hears of every call once it ends (unary and
+	// stream, refused ones included): the method, the code the client gets
+	// and how long the call took. It feeds the metrics, so it runs on the
+	// call's goroutine and must not block. A handler that panics is reported
+	// as Internal, the code the client then gets.
+	Observe func(method string, code codes.Code, took time.Duration)
 }
 
 // ServerOptions returns the interceptor chain as grpc.ServerOptions.
@@ -118,9 +124,27 @@ func (c *chain) recoverStream(srv any, ss grpc.ServerStream, info *grpc.StreamSe
 	return h(srv, ss)
 }
 
-func (c *chain) logCall(method string, start time.Time, err error) {
-	code := status.Code(err)
-	d := time.Since(start)
+// observePanic reports a call whose handler panicked, which skipped the
+// caller's endCall: deferred before the handler runs, it sees ended false
+// only then. The recovery interceptor outside turns the panic into Internal.
+func (c *chain) observePanic(method string, start time.Time, ended *bool) {
+	if !*ended && c.o.Observe != nil {
+		c.o.Observe(method, codes.Internal, time.Since(start))
+	}
+}
+
+// endCall reports a finished call to Observe and, if log, to the log.
+func (c *chain) endCall(method string, start time.Time, err error, log bool) {
+	code, d := status.Code(err), time.Since(start)
+	if c.o.Observe != nil {
+		c.o.Observe(method, code, d)
+	}
+	if log {
+		c.logCall(method, code, d, err)
+	}
+}
+
+func (c *chain) logCall(method string, code codes.Code, d time.Duration, err error) {
 	fields := []zap.Field{zap.String("method", method), zap.Stringer("code", code), zap.Duration("took", d)}
 	switch {
 	case code == codes.Internal || code == codes.Unknown:
@@ -135,17 +159,22 @@ func (c *chain) logCall(method string, start time.Time, err error) {
 
 func (c *chain) logUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 	start := time.Now()
+	ended := false
+	defer c.observePanic(info.FullMethod, start, &ended)
 	resp, err := h(ctx, req)
-	c.logCall(info.FullMethod, start, err)
+	ended = true
+	c.endCall(info.FullMethod, start, err, true)
 	return resp, err
 }
 
 func (c *chain) logStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
 	start := time.Now()
+	ended := false
+	defer c.observePanic(info.FullMethod, start, &ended)
 	err := h(srv, ss)
-	if status.Code(err) != codes.Canceled {
-		c.logCall(info.FullMethod, start, err)
-	}
+	ended = true
+	// A client that hangs up ends its watch that way; counted, not logged.
+	c.endCall(info.FullMethod, start, err, status.Code(err) != codes.Canceled)
 	return err
 }
 

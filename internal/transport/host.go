@@ -38,6 +38,10 @@ type Config struct {
 	HolePunching bool
 	// ConnLow and ConnHigh are the connection manager's watermarks.
 	ConnLow, ConnHigh int
+	// HostOptions and ResourceManagerOptions are added to the host's own
+	// (metrics registration).
+	HostOptions            []libp2p.Option
+	ResourceManagerOptions []rcmgr.Option
 }
 
 // DefaultListenAddrs bind loopback only.
@@ -64,7 +68,7 @@ func Start(ctx context.Context, key ed25519.PrivateKey, cfg Config, o Options) (
 	if cfg.ConnLow == 0 {
 		cfg.ConnLow, cfg.ConnHigh = 32, 96
 	}
-	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(rcmgr.DefaultLimits.AutoScale()))
+	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(rcmgr.DefaultLimits.AutoScale()), cfg.ResourceManagerOptions...)
 	if err != nil {
 		return nil, fmt.Errorf("resource manager: %w", err)
 	}
@@ -95,6 +99,7 @@ func Start(ctx context.Context, key ed25519.PrivateKey, cfg Config, o Options) (
 	} else {
 		opts = append(opts, libp2p.DisableRelay())
 	}
+	opts = append(opts, cfg.HostOptions...)
 	h, err := libp2p.New(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("libp2p host: %w", err)
