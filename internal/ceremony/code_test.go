@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/aura-p2p/aura/internal/core"
 )
@@ -258,5 +259,23 @@ func TestCheckNicknameC1Controls(t *testing.T) {
 		if err := CheckNickname(nick, false); !errors.Is(err, core.ErrInvalidArgument) {
 			t.Errorf("CheckNickname(%q) = %v, want ErrInvalidArgument", nick, err)
 		}
+	}
+}
+
+// A detail longer than its field (an error's text) is cut, not refused, and
+// what is stored decodes again.
+func TestLongAbortDetailIsClipped(t *testing.T) {
+	long := strings.Repeat("é", 300) // 600 bytes
+	a := &Abort{Operation: OperationContact, Reason: ReasonSession, Detail: long}
+	got, err := DecodeAbort(a.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Detail) > maxReasonLen || !strings.HasSuffix(got.Detail, "…") || !utf8.ValidString(got.Detail) {
+		t.Fatalf("clipped detail %q (%d bytes)", got.Detail, len(got.Detail))
+	}
+	r := &Record{State: CeremonyAborted, Detail: long}
+	if _, err := decodeRecord(r.encode()); err != nil {
+		t.Fatalf("a record with a long detail does not decode: %v", err)
 	}
 }

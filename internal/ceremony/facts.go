@@ -2,6 +2,7 @@ package ceremony
 
 import (
 	"fmt"
+	"strings"
 	"unicode"
 	"unicode/utf8"
 
@@ -95,14 +96,30 @@ type Abort struct {
 	Detail    string
 }
 
+// Encode writes the abort; a reason or detail longer than the field's bound
+// (an error's text can be) is cut at a rune boundary, with "…".
 func (a *Abort) Encode() []byte {
 	w := &writer{}
 	w.byte(factVersion)
 	w.fixed(a.Ceremony[:])
 	w.string16(a.Operation)
-	w.string16(a.Reason)
-	w.string16(a.Detail)
+	w.string16(clipText(a.Reason, maxReasonLen))
+	w.string16(clipText(a.Detail, maxReasonLen))
 	return w.b
+}
+
+// clipText cuts s to at most n bytes of valid UTF-8.
+func clipText(s string, n int) string {
+	s = strings.ToValidUTF8(s, "?")
+	if len(s) <= n {
+		return s
+	}
+	const ell = "…"
+	cut := n - len(ell)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + ell
 }
 
 func DecodeAbort(b []byte) (*Abort, error) {

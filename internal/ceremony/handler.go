@@ -104,17 +104,22 @@ func (s *Service) answer(ctx context.Context, code, nickname string, decline boo
 		Peer: iv.Inviter, Invitation: iv.ID, State: CeremonyRunning, Started: now,
 	}
 
-	s.mu.Lock()
-	if _, busy := s.answering[iv.Inviter]; busy {
-		s.mu.Unlock()
+	s.answersMu.Lock()
+	busy := s.busy[iv.Inviter]
+	if !busy {
+		s.busy[iv.Inviter] = true
+	}
+	s.answersMu.Unlock()
+	if busy {
 		return nil, ErrAcceptRunning
 	}
-	s.answering[iv.Inviter] = a
-	s.mu.Unlock()
+	started := false
 	defer func() {
-		s.mu.Lock()
-		delete(s.answering, iv.Inviter)
-		s.mu.Unlock()
+		if !started {
+			s.answersMu.Lock()
+			delete(s.busy, iv.Inviter)
+			s.answersMu.Unlock()
+		}
 	}()
 
 	reached := 0
@@ -131,11 +136,49 @@ func (s *Service) answer(ctx context.Context, code, nickname string, decline boo
 	if err := s.saveRecord(ctx, a.rec); err != nil {
 		return nil, err
 	}
+	// The answer waits for its session: the session's first step (the
+	// invitee's choice, before anything is sent) claims it and binds it to
+	// the session id, so a late frame of an earlier session never reaches
+	// this answer.
+	s.answersMu.Lock()
+	s.pending[iv.Inviter] = a
+	s.answersMu.Unlock()
 	sess, err := s.o.Sessions.Start(ctx, ProtocolContact, map[string]core.DeviceID{RoleInvitee: s.self, RoleInviter: iv.Inviter}, session.StartOptions{})
-	if err == nil {
-		sess, err = s.o.Sessions.Wait(ctx, sess.ID)
+	s.answersMu.Lock()
+	if s.pending[iv.Inviter] == a {
+		delete(s.pending, iv.Inviter)
+		if err == nil {
+			s.answers[sess.ID] = a
+		}
 	}
-	return s.finishAnswer(ctx, a, sess, err)
+	s.answersMu.Unlock()
+	if err != nil {
+		return s.finishAnswer(ctx, a, sess, err)
+	}
+	started = true
+	// The ceremony lives as long as its session, not as long as this
+	// call: a caller that gives up leaves it running, and its end is
+	// recorded whenever it comes.
+	done := make(chan struct{})
+	var (
+		final    *Record
+		finalErr error
+	)
+	go func() {
+		defer close(done)
+		end, werr := s.o.Sessions.Wait(context.Background(), sess.ID)
+		final, finalErr = s.finishAnswer(context.Background(), a, end, werr)
+		s.answersMu.Lock()
+		delete(s.answers, sess.ID)
+		delete(s.busy, iv.Inviter)
+		s.answersMu.Unlock()
+	}()
+	select {
+	case <-done:
+		return final, finalErr
+	case <-ctx.Done():
+		return nil, fmt.Errorf("ceremony %s is still running (auractl ceremony show): %w", a.rec.ID, ctx.Err())
+	}
 }
 
 // finishAnswer turns the session's end into the ceremony's final record.
@@ -201,9 +244,19 @@ func reasonError(reason string) error {
 }
 
 func (s *Service) answerFor(info session.Info) (*answer, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	a := s.answering[info.Roles[RoleInviter]]
+	s.answersMu.Lock()
+	defer s.answersMu.Unlock()
+	a := s.answers[info.ID]
+	if a == nil {
+		// The first step of a session this device started claims the
+		// answer waiting for that inviter.
+		inviter := info.Roles[RoleInviter]
+		if p := s.pending[inviter]; p != nil && p.iv.Inviter == inviter {
+			a = p
+			delete(s.pending, inviter)
+			s.answers[info.ID] = a
+		}
+	}
 	if a == nil || info.Roles[RoleInvitee] != s.self {
 		return nil, fmt.Errorf("no answer to an invitation is running for this session: %w", core.ErrFailedPrecondition)
 	}
@@ -306,8 +359,20 @@ func (s *Service) takeCommit(ctx context.Context, a *answer, payload []byte) err
 	if err != nil {
 		return err
 	}
-	if c.Ceremony != a.rec.ID || c.Prestate != prestate(iv.Inviter, iv.Authority, iv.ID, s.self, s.o.Authority) || c.Invitation != iv.ID || c.Invitee != s.o.Authority || c.Inviter != iv.Authority || c.InviteeDevID != s.self || c.InviteeHPKE != a.acc.HPKE {
-		return fmt.Errorf("commit is for another ceremony: %w", core.ErrPermissionDenied)
+	for _, m := range []struct {
+		field string
+		ok    bool
+	}{
+		{"ceremony", c.Ceremony == a.rec.ID},
+		{"prestate", c.Prestate == prestate(iv.Inviter, iv.Authority, iv.ID, s.self, s.o.Authority)},
+		{"invitation", c.Invitation == iv.ID},
+		{"accounts", c.Invitee == s.o.Authority && c.Inviter == iv.Authority},
+		{"invitee device", c.InviteeDevID == s.self},
+		{"HPKE key", c.InviteeHPKE == a.acc.HPKE},
+	} {
+		if !m.ok {
+			return fmt.Errorf("commit is for another ceremony (its %s differs): %w", m.field, core.ErrPermissionDenied)
+		}
 	}
 	root, err := openRoot(s.o.HPKE, c.InviteeRoot, c.Ceremony)
 	if err != nil {

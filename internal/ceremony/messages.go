@@ -124,8 +124,8 @@ type abortMsg struct {
 func (a *abortMsg) encode() []byte {
 	w := &writer{}
 	w.byte(msgVersion)
-	w.string16(a.Reason)
-	w.string16(a.Detail)
+	w.string16(clipText(a.Reason, maxReasonLen))
+	w.string16(clipText(a.Detail, maxReasonLen))
 	return w.b
 }
 

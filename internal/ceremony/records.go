@@ -167,8 +167,8 @@ func (r *Record) encode() []byte {
 	w.fixed(r.Peer[:])
 	w.fixed(r.Invitation[:])
 	w.byte(byte(r.State))
-	w.string16(r.Reason)
-	w.string16(r.Detail)
+	w.string16(clipText(r.Reason, maxReasonLen))
+	w.string16(clipText(r.Detail, maxReasonLen))
 	w.fixed(r.Context[:])
 	if r.Confirmed {
 		w.byte(1)

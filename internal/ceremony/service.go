@@ -106,8 +106,13 @@ type Service struct {
 	wrap *wrapper
 
 	mu sync.Mutex
-	// answering: invitee side, the answer running per inviter device.
-	answering map[core.DeviceID]*answer
+	// Invitee side: the answer of each running session; the answer whose
+	// session is starting, per inviter; and the inviters an answer is
+	// running for (one at a time each).
+	answersMu sync.Mutex
+	answers   map[session.SessionID]*answer
+	pending   map[core.DeviceID]*answer
+	busy      map[core.DeviceID]bool
 	// deciding: inviter side, per session, what the acceptance said.
 	deciding map[session.SessionID]*decision
 	watchers map[chan Record]struct{}
@@ -136,7 +141,7 @@ func New(ctx context.Context, o Options) (*Service, error) {
 	}
 	s := &Service{
 		o: o, self: o.Signer.DeviceID(), wrap: w,
-		answering: map[core.DeviceID]*answer{}, deciding: map[session.SessionID]*decision{},
+		answers: map[session.SessionID]*answer{}, pending: map[core.DeviceID]*answer{}, busy: map[core.DeviceID]bool{}, deciding: map[session.SessionID]*decision{},
 		watchers: map[chan Record]struct{}{}, blocked: map[core.DeviceID]bool{},
 	}
 	if err := s.abortLeftRunning(ctx); err != nil {

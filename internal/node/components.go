@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"slices"
 	"sort"
 	"time"
 
@@ -153,11 +154,21 @@ func daemonComponents() []component {
 				if n.deps.Host != nil {
 					t, err = n.startOnHost(opts)
 				} else {
-					t, err = transport.Start(ctx, n.keys.Device, transport.Config{
-						ListenAddrs: p.Listen, MDNS: p.MDNS, Relay: p.Relay, HolePunching: p.HolePunching,
+					tc := transport.Config{
+						ListenAddrs: n.stickyListen(ctx, p.Listen), MDNS: p.MDNS, Relay: p.Relay, HolePunching: p.HolePunching,
 						ConnLow: p.ConnLow, ConnHigh: p.ConnHigh,
 						HostOptions: n.metrics.Libp2pOptions(), ResourceManagerOptions: n.metrics.ResourceManagerOptions(),
-					}, opts)
+					}
+					t, err = transport.Start(ctx, n.keys.Device, tc, opts)
+					if err != nil && !slices.Equal(tc.ListenAddrs, p.Listen) {
+						// Last time's port is taken: take a new one.
+						n.log.Info("listen ports of the last start are taken; binding new ones", zap.Error(err))
+						tc.ListenAddrs = p.Listen
+						t, err = transport.Start(ctx, n.keys.Device, tc, opts)
+					}
+					if err == nil {
+						n.saveListen(ctx, t)
+					}
 				}
 				if err != nil {
 					return err

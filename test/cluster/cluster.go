@@ -303,6 +303,10 @@ func (n *Node) Restart() {
 	n.Start()
 }
 
+// Process is the node's aurad process on the processes runner (signals
+// beyond Kill: SIGSTOP to freeze it mid-protocol), nil in-process.
+func (n *Node) Process() *Process { return n.proc }
+
 // Kill ends the daemon with SIGKILL: nothing of a shutdown runs. The
 // scenario must have said c.Needs(Crash).
 func (n *Node) Kill() {

@@ -2,7 +2,9 @@ package e2e
 
 import (
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/aura-p2p/aura/test/cluster"
 )
@@ -207,4 +209,113 @@ func TestContactInvitation(t *testing.T) {
 			t.Fatalf("b's contacts after restart: %+v", got)
 		}
 	})
+}
+
+// An accept racing a cancel: whichever the inviter's journal commits first
+// wins, the other is refused, and both sides agree on the outcome.
+func TestCancelRacingAccept(t *testing.T) {
+	cluster.Run(t, 2, func(t *testing.T, c *cluster.Cluster) {
+		a, b := c.Node(0), c.Node(1)
+		accepted := 0
+		for round := range 4 {
+			code, id := invite(t, a)
+			type result struct {
+				out  string
+				code int
+			}
+			acc := make(chan result, 1)
+			go func() {
+				out, code := b.Ctl("accept", code)
+				acc <- result{out, code}
+			}()
+			cout, ccode := a.Ctl("invite", "cancel", id)
+			r := <-acc
+			state := invitationState(t, a, id)
+			switch {
+			case r.code == 0 && ccode == 7:
+				accepted++
+				if state != "INVITATION_STATE_ACCEPTED" {
+					t.Fatalf("round %d: accept won but the invitation is %s", round, state)
+				}
+			case r.code == 7 && ccode == 0:
+				if state != "INVITATION_STATE_CANCELLED" {
+					t.Fatalf("round %d: cancel won but the invitation is %s", round, state)
+				}
+			default:
+				t.Fatalf("round %d: accept exit %d (%s), cancel exit %d (%s): not exactly one winner", round, r.code, r.out, ccode, cout)
+			}
+		}
+		// Contacts exist exactly for the accepted rounds, on both sides.
+		if got := len(contacts(t, a)); got != accepted {
+			t.Errorf("inviter has %d contacts, %d accepts won", got, accepted)
+		}
+		if got := len(contacts(t, b)); got != accepted {
+			t.Errorf("invitee has %d contacts, %d accepts won", got, accepted)
+		}
+	})
+}
+
+// The inviter is frozen after the invitee sent its acceptance, then killed
+// and restarted. The acceptance in flight either reaches the restarted
+// inviter (the ceremony commits late) or the invitee's session times out
+// (it aborts and the code can be accepted again); either way both sides end
+// with exactly one contact and no half-made context anywhere.
+func TestInviterKilledMidCeremony(t *testing.T) {
+	cluster.Run(t, 2, func(t *testing.T, c *cluster.Cluster) {
+		a, b := c.Node(0), c.Node(1)
+		code, id := invite(t, a)
+		a.Process().Signal(syscall.SIGSTOP)
+		// The acceptance leaves; no answer can come. The caller gives up;
+		// the ceremony goes on in aurad.
+		if out, code := b.Ctl("--timeout", "2s", "accept", code); code != 10 {
+			t.Fatalf("accept answered by a frozen inviter: exit %d: %s", code, out)
+		}
+		a.Kill()
+		a.Start()
+		var first ceremonyJSON
+		deadline := time.Now().Add(time.Minute)
+		for {
+			var list struct {
+				Ceremonies []ceremonyJSON `json:"ceremonies"`
+			}
+			b.CtlJSON(&list, "ceremony", "list")
+			if len(list.Ceremonies) != 1 {
+				t.Fatalf("invitee's ceremonies: %+v", list.Ceremonies)
+			}
+			if first = list.Ceremonies[0]; first.State != "CEREMONY_STATE_RUNNING" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the invitee's ceremony never ended: %+v", first)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		switch first.State {
+		case "CEREMONY_STATE_COMMITTED":
+			// The acceptance reached the restarted inviter.
+		case "CEREMONY_STATE_ABORTED":
+			if st := invitationState(t, a, id); st != "INVITATION_STATE_PENDING" {
+				t.Fatalf("invitation after an aborted ceremony: %s", st)
+			}
+			if got := contacts(t, b); len(got) != 0 {
+				t.Fatalf("invitee holds a contact from an aborted ceremony: %+v", got)
+			}
+			var acc struct {
+				Ceremony ceremonyJSON `json:"ceremony"`
+			}
+			b.CtlJSON(&acc, "accept", code)
+			if acc.Ceremony.State != "CEREMONY_STATE_COMMITTED" {
+				t.Fatalf("accept after the inviter's restart: %+v", acc.Ceremony)
+			}
+		default:
+			t.Fatalf("first ceremony ended %+v", first)
+		}
+		if st := invitationState(t, a, id); st != "INVITATION_STATE_ACCEPTED" {
+			t.Fatalf("invitation at the end: %s", st)
+		}
+		ac, bc := contacts(t, a), contacts(t, b)
+		if len(ac) != 1 || len(bc) != 1 || ac[0].ContextID != bc[0].ContextID {
+			t.Fatalf("contacts at the end: %+v / %+v", ac, bc)
+		}
+	}, cluster.Crash)
 }
