@@ -122,9 +122,11 @@ func newPeerConnectCmd(a *app) *cobra.Command {
 
 func newPeerPingCmd(a *app) *cobra.Command {
 	var (
-		count    uint32
-		ctxID    string
-		interval time.Duration
+		count      uint32
+		ctxID      string
+		interval   time.Duration
+		capability string
+		tokenText  string
 	)
 	cmd := &cobra.Command{
 		Use:   "ping PEER",
@@ -144,7 +146,17 @@ means aurad itself did not answer. The run is not bound by the default
 			if count == 0 {
 				return usagef("%s: --count must be at least 1", cmd.CommandPath())
 			}
-			req := &peerv1.PingRequest{Peer: args[0], Count: count, Context: ctxID, Interval: durationpb.New(interval)}
+			req := &peerv1.PingRequest{Peer: args[0], Count: count, Context: ctxID, Interval: durationpb.New(interval), Capability: capability}
+			if tokenText != "" {
+				if capability == "" {
+					return usagef("%s: --token needs --capability, the capability it grants", cmd.CommandPath())
+				}
+				tok, err := readToken(a, cmd, tokenText)
+				if err != nil {
+					return err
+				}
+				req.Token = tok
+			}
 			p := a.printer()
 			var rtts []time.Duration
 			var charged uint64
@@ -189,5 +201,7 @@ means aurad itself did not answer. The run is not bound by the default
 	f.Uint32VarP(&count, "count", "c", 1, "number of pings")
 	f.StringVar(&ctxID, "context", "", "context to charge (default: the pairwise link context)")
 	f.DurationVarP(&interval, "interval", "i", time.Second, "pause between pings")
+	f.StringVar(&capability, "capability", "", "a capability each ping claims (checked at both ends)")
+	f.StringVar(&tokenText, "token", "", "the capability token that grants --capability (auractl cap issue prints one; - reads stdin)")
 	return cmd
 }

@@ -256,6 +256,9 @@ func daemonComponents() []component {
 					return fmt.Errorf("web of trust: %w", err)
 				}
 				n.trust = t
+				// Claims carrying capability tokens are checked at both
+				// ends of the guard chain from here on.
+				n.authz.SetTokens(t)
 				return nil
 			},
 			services: func(n *Node) []service {

@@ -49,20 +49,20 @@ func TestProtocolCapabilitiesAreGranted(t *testing.T) {
 	ctx := context.Background()
 	link := core.LinkContext(a.dev, b.dev)
 	for c := range want {
-		if _, err := a.authz.Authorize(ctx, link, b.dev, session.TypeMsg, c); err != nil {
+		if _, err := a.authz.Authorize(ctx, link, b.dev, session.TypeMsg, transport.Claim{Capability: c}); err != nil {
 			t.Errorf("send claiming %s: %v", c, err)
 		}
-		if _, err := b.authz.AuthorizeIncoming(ctx, link, a.dev, session.TypeMsg, c); err != nil {
+		if _, err := b.authz.AuthorizeIncoming(ctx, link, a.dev, session.TypeMsg, transport.Claim{Capability: c}); err != nil {
 			t.Errorf("receipt of a claim of %s: %v", c, err)
 		}
 	}
 	for _, typ := range []string{session.TypeMsg, session.TypeJoin, session.TypeAbort} {
-		if _, err := a.authz.Authorize(ctx, link, b.dev, typ, "admin:everything"); !errors.Is(err, transport.ErrCapabilityDenied) {
+		if _, err := a.authz.Authorize(ctx, link, b.dev, typ, transport.Claim{Capability: "admin:everything"}); !errors.Is(err, transport.ErrCapabilityDenied) {
 			t.Errorf("%s claiming a capability no protocol names: %v", typ, err)
 		}
 	}
 	// Join and abort messages claim nothing, so they are granted nothing.
-	if _, err := a.authz.Authorize(ctx, link, b.dev, session.TypeJoin, "demo:relay"); !errors.Is(err, transport.ErrCapabilityDenied) {
+	if _, err := a.authz.Authorize(ctx, link, b.dev, session.TypeJoin, transport.Claim{Capability: "demo:relay"}); !errors.Is(err, transport.ErrCapabilityDenied) {
 		t.Errorf("join claiming demo:relay: %v", err)
 	}
 }

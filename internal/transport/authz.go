@@ -28,6 +28,13 @@ var ErrCapabilityDenied = fmt.Errorf("capability not held in this context: %w", 
 // ErrBlocked: the peer belongs to a contact this device blocked.
 var ErrBlocked = fmt.Errorf("peer is blocked: %w", core.ErrPermissionDenied)
 
+// TokenChecker verifies capability tokens (internal/wot): that token grants
+// capability to holder in namespace ns. Errors wrap core.ErrPermissionDenied
+// or core.ErrInvalidArgument and say which block failed.
+type TokenChecker interface {
+	CheckToken(token []byte, holder core.DeviceID, capability string, ns core.Namespace) error
+}
+
 // Blocklist says which devices this device refuses to talk with.
 type Blocklist interface {
 	Blocked(d core.DeviceID) bool
@@ -46,6 +53,7 @@ type MemberAuthorizer struct {
 
 	mu      sync.RWMutex
 	blocked Blocklist
+	tokens  TokenChecker
 	types   map[string][]core.Class
 	grants  map[string]map[string]struct{} // message type -> capabilities
 }
@@ -63,6 +71,16 @@ func (a *MemberAuthorizer) SetBlocklist(b Blocklist) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.blocked = b
+}
+
+// SetTokens lets claims carry capability tokens, verified by v: a token
+// that grants the claimed capability to the message's sender (this device
+// when sending, the peer when receiving) in the message's context makes the
+// capability held, whatever the message's type grants.
+func (a *MemberAuthorizer) SetTokens(v TokenChecker) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.tokens = v
 }
 
 // Allow lets messages of type t travel in contexts of the given classes.
@@ -91,22 +109,23 @@ func (a *MemberAuthorizer) Grant(t string, capabilities ...string) {
 }
 
 // Authorize implements Authorizer for outgoing messages: this device must
-// hold capability ("" for none) to send a message of type t to dst.
-func (a *MemberAuthorizer) Authorize(ctx context.Context, c core.ContextID, dst core.DeviceID, t, capability string) (core.Class, error) {
-	return a.check(ctx, c, dst, t, capability)
+// hold the claimed capability to send a message of type t to dst.
+func (a *MemberAuthorizer) Authorize(ctx context.Context, c core.ContextID, dst core.DeviceID, t string, claim Claim) (core.Class, error) {
+	return a.check(ctx, c, dst, t, claim, a.self)
 }
 
 // AuthorizeIncoming implements Authorizer for received messages: src must
 // hold the capability it claimed.
-func (a *MemberAuthorizer) AuthorizeIncoming(ctx context.Context, c core.ContextID, src core.DeviceID, t, capability string) (core.Class, error) {
-	return a.check(ctx, c, src, t, capability)
+func (a *MemberAuthorizer) AuthorizeIncoming(ctx context.Context, c core.ContextID, src core.DeviceID, t string, claim Claim) (core.Class, error) {
+	return a.check(ctx, c, src, t, claim, src)
 }
 
 // check needs both devices to be members of c: the membership rule is
-// symmetric, so the sender's capabilities are the receiver's too.
-func (a *MemberAuthorizer) check(ctx context.Context, c core.ContextID, peer core.DeviceID, t, capability string) (core.Class, error) {
+// symmetric, so the sender's capabilities are the receiver's too. A claim
+// with a token is held if the token grants it to holder, the sender.
+func (a *MemberAuthorizer) check(ctx context.Context, c core.ContextID, peer core.DeviceID, t string, claim Claim, holder core.DeviceID) (core.Class, error) {
 	a.mu.RLock()
-	bl := a.blocked
+	bl, tokens := a.blocked, a.tokens
 	a.mu.RUnlock()
 	if bl != nil && bl.Blocked(peer) {
 		return 0, fmt.Errorf("%s: %w", peer, ErrBlocked)
@@ -117,13 +136,25 @@ func (a *MemberAuthorizer) check(ctx context.Context, c core.ContextID, peer cor
 	}
 	a.mu.RLock()
 	allowed := slices.Contains(a.types[t], class)
-	_, granted := a.grants[t][capability]
+	_, granted := a.grants[t][claim.Capability]
 	a.mu.RUnlock()
 	if !allowed {
 		return 0, fmt.Errorf("%q in a %s context: %w", t, class, ErrTypeNotAllowed)
 	}
-	if capability != "" && !granted {
-		return 0, fmt.Errorf("%q for %q in a %s context: %w", capability, t, class, ErrCapabilityDenied)
+	switch {
+	case claim.Capability == "":
+		if len(claim.Token) > 0 {
+			return 0, fmt.Errorf("a capability token without a claimed capability: %w", ErrCapabilityDenied)
+		}
+	case len(claim.Token) > 0:
+		if tokens == nil {
+			return 0, fmt.Errorf("%q: this device checks no capability tokens: %w", claim.Capability, ErrCapabilityDenied)
+		}
+		if err := tokens.CheckToken(claim.Token, holder, claim.Capability, core.ContextNamespace(c)); err != nil {
+			return 0, fmt.Errorf("%q: %v: %w", claim.Capability, err, ErrCapabilityDenied)
+		}
+	case !granted:
+		return 0, fmt.Errorf("%q for %q in a %s context: %w", claim.Capability, t, class, ErrCapabilityDenied)
 	}
 	return class, nil
 }

@@ -17,17 +17,23 @@ const (
 	MaxPayload       = 64 << 10
 	MaxTypeLen       = 64
 	MaxCapabilityLen = 64
-	maxReceipt       = 512
-	MaxFrame         = MaxPayload + maxReceipt + 512
+	// MaxTokenLen bounds a capability token carried in an envelope (a
+	// delegation chain of at most 8 blocks fits).
+	MaxTokenLen = 8 << 10
+	maxReceipt  = 512
+	MaxFrame    = MaxPayload + maxReceipt + MaxTokenLen + 512
 )
 
-// Envelope versions. Version 2 adds the capability field; a frame without a
-// capability is still written as version 1, byte for byte as before, so that
-// peers built before capabilities travelled keep reading it, and refuse a
-// frame with one as "envelope version 2" rather than as garbage.
+// Envelope versions. Version 2 adds the capability field, version 3 the
+// capability token that proves it. Each frame is written at the lowest
+// version that carries what it has, so a frame without a capability is still
+// version 1, byte for byte as before: peers built earlier keep reading what
+// they can, and refuse the rest as "envelope version N" rather than as
+// garbage.
 const (
 	envelopeV1 = 1
 	envelopeV2 = 2
+	envelopeV3 = 3
 )
 
 // Envelope is one message on the wire. The receipt proves the sender paid
@@ -51,8 +57,11 @@ type Envelope struct {
 	// none): a capability name now, a capability token once the web of trust
 	// brings them.
 	Capability string
-	Receipt    []byte
-	Payload    []byte
+	// Token, if set, is a capability token (internal/wot) that grants
+	// Capability to Src; it needs a Capability.
+	Token   []byte
+	Receipt []byte
+	Payload []byte
 }
 
 // Field numbers, written in this order: every field up to fPayload always,
@@ -70,6 +79,7 @@ const (
 	fReceipt
 	fPayload
 	fCapability
+	fToken
 )
 
 // ErrBadFrame wraps every decoding failure of peer bytes.
@@ -77,9 +87,12 @@ var ErrBadFrame = fmt.Errorf("bad frame: %w", core.ErrInvalidArgument)
 
 // Encode returns the canonical encoding.
 func (e *Envelope) Encode() []byte {
-	b := make([]byte, 0, 160+len(e.Type)+len(e.Capability)+len(e.Receipt)+len(e.Payload))
+	b := make([]byte, 0, 160+len(e.Type)+len(e.Capability)+len(e.Token)+len(e.Receipt)+len(e.Payload))
 	ver := uint64(envelopeV1)
-	if e.Capability != "" {
+	switch {
+	case len(e.Token) > 0:
+		ver = envelopeV3
+	case e.Capability != "":
 		ver = envelopeV2
 	}
 	b = protowire.AppendTag(b, fVersion, protowire.VarintType)
@@ -97,8 +110,11 @@ func (e *Envelope) Encode() []byte {
 	b = appendBytes(b, fType, []byte(e.Type))
 	b = appendBytes(b, fReceipt, e.Receipt)
 	b = appendBytes(b, fPayload, e.Payload)
-	if e.Capability != "" {
+	if e.Capability != "" || len(e.Token) > 0 {
 		b = appendBytes(b, fCapability, []byte(e.Capability))
+	}
+	if len(e.Token) > 0 {
+		b = appendBytes(b, fToken, e.Token)
 	}
 	return b
 }
@@ -138,6 +154,8 @@ func DecodeEnvelope(b []byte) (*Envelope, error) {
 				case envelopeV1:
 				case envelopeV2:
 					last = fCapability
+				case envelopeV3:
+					last = fToken
 				default:
 					return bad("envelope version %d", v)
 				}
@@ -201,6 +219,13 @@ func DecodeEnvelope(b []byte) (*Envelope, error) {
 				return bad("capability of %d bytes", len(v))
 			}
 			e.Capability = string(v)
+		case fToken:
+			// Version 3 exists for the token: only a non-empty one is
+			// canonical.
+			if len(v) == 0 || len(v) > MaxTokenLen {
+				return bad("capability token of %d bytes", len(v))
+			}
+			e.Token = v
 		}
 	}
 	if off != len(b) {

@@ -27,15 +27,21 @@ func sampleClaim() *Envelope {
 	return e
 }
 
+func sampleToken() *Envelope {
+	e := sampleClaim()
+	e.Token = []byte("token bytes")
+	return e
+}
+
 func TestEnvelopeRoundTrip(t *testing.T) {
-	for name, e := range map[string]*Envelope{"no capability": sampleEnvelope(), "capability": sampleClaim()} {
+	for name, e := range map[string]*Envelope{"no capability": sampleEnvelope(), "capability": sampleClaim(), "token": sampleToken()} {
 		t.Run(name, func(t *testing.T) {
 			b := e.Encode()
 			got, err := DecodeEnvelope(b)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !bytes.Equal(got.Encode(), b) || got.Type != "ping" || got.Seq != 9 || string(got.Payload) != "payload" || got.Capability != e.Capability {
+			if !bytes.Equal(got.Encode(), b) || got.Type != "ping" || got.Seq != 9 || string(got.Payload) != "payload" || got.Capability != e.Capability || !bytes.Equal(got.Token, e.Token) {
 				t.Fatalf("round trip: %+v", got)
 			}
 		})
@@ -71,6 +77,13 @@ func TestEnvelopeCapabilityEncoding(t *testing.T) {
 	if got := sampleClaim().Encode(); !bytes.Equal(got, v2) {
 		t.Fatalf("version 2 encoding:\n got %x\nwant %x", got, v2)
 	}
+	// Version 3 is version 2 with the token after the capability.
+	v3 := append([]byte{0x08, 0x03}, v2[2:]...)
+	v3 = append(v3, 0x6a, 0x0b)
+	v3 = append(v3, "token bytes"...)
+	if got := sampleToken().Encode(); !bytes.Equal(got, v3) {
+		t.Fatalf("version 3 encoding:\n got %x\nwant %x", got, v3)
+	}
 }
 
 func TestDecodeEnvelopeRejects(t *testing.T) {
@@ -80,12 +93,21 @@ func TestDecodeEnvelopeRejects(t *testing.T) {
 	noType := sampleEnvelope()
 	noType.Type = ""
 	for name, b := range map[string][]byte{
-		"empty":                 nil,
-		"truncated":             good[:len(good)-1],
-		"trailing":              append(bytes.Clone(good), 0),
-		"oversized":             big.Encode(),
-		"empty type":            noType.Encode(),
-		"wrong version":         append([]byte{0x08, 0x03}, good[2:]...),
+		"empty":            nil,
+		"truncated":        good[:len(good)-1],
+		"trailing":         append(bytes.Clone(good), 0),
+		"oversized":        big.Encode(),
+		"empty type":       noType.Encode(),
+		"wrong version":    append([]byte{0x08, 0x04}, good[2:]...),
+		"v3 without token": append([]byte{0x08, 0x03}, sampleClaim().Encode()[2:]...),
+		"v3 empty token":   append(append([]byte{0x08, 0x03}, sampleClaim().Encode()[2:]...), 0x6a, 0x00),
+		"v2 with token":    append(sampleClaim().Encode(), 0x6a, 0x01, 'x'),
+		"token too long": func() []byte {
+			e := sampleToken()
+			e.Token = make([]byte, MaxTokenLen+1)
+			return e.Encode()
+		}(),
+		"token trailing":        append(sampleToken().Encode(), 0),
 		"v2 without capability": append([]byte{0x08, 0x02}, good[2:]...),
 		"v2 empty capability":   append(append([]byte{0x08, 0x02}, good[2:]...), 0x62, 0x00),
 		"v1 with capability":    append(bytes.Clone(good), 0x62, 0x01, 'x'),
@@ -161,6 +183,7 @@ func TestMisbehaviourBacksOffAndGrows(t *testing.T) {
 func FuzzDecodeEnvelope(f *testing.F) {
 	f.Add(sampleEnvelope().Encode())
 	f.Add(sampleClaim().Encode())
+	f.Add(sampleToken().Encode())
 	f.Add([]byte{0x08, 0x01})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		e, err := DecodeEnvelope(b)

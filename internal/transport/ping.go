@@ -84,6 +84,13 @@ type PingResult struct {
 // Ping sends one ping to d in context c (the link context when nil) and waits
 // for the pong.
 func (p *Pinger) Ping(ctx context.Context, d core.DeviceID, c *core.ContextID) (PingResult, error) {
+	return p.PingClaiming(ctx, d, c, Claim{})
+}
+
+// PingClaiming is Ping with a capability claim (and the token that grants
+// it) on the ping: both ends check it at the guard chain, so an operator can
+// see whether a token is honoured without writing a protocol.
+func (p *Pinger) PingClaiming(ctx context.Context, d core.DeviceID, c *core.ContextID, claim Claim) (PingResult, error) {
 	cid := core.LinkContext(p.t.self, d)
 	if c != nil {
 		cid = *c
@@ -100,7 +107,7 @@ func (p *Pinger) Ping(ctx context.Context, d core.DeviceID, c *core.ContextID) (
 		p.mu.Unlock()
 	}()
 	start := time.Now()
-	err := p.t.Send(ctx, Message{Protocol: ProtocolPing, Context: cid, To: d, Type: TypePing, Cost: PingCost, Leakage: pingLeakage, Payload: binary.BigEndian.AppendUint64(nil, seq)})
+	err := p.t.Send(ctx, Message{Protocol: ProtocolPing, Context: cid, To: d, Type: TypePing, Capability: claim.Capability, Token: claim.Token, Cost: PingCost, Leakage: pingLeakage, Payload: binary.BigEndian.AppendUint64(nil, seq)})
 	if err != nil {
 		return PingResult{}, err
 	}

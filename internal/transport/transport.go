@@ -22,14 +22,22 @@ import (
 )
 
 // Authorizer is the capability step: may this device send a message of this
-// type, needing this capability ("" for none), to dst in this context? It
-// returns the context's class.
+// type, claiming this capability, to dst in this context? It returns the
+// context's class.
 type Authorizer interface {
-	Authorize(ctx context.Context, c core.ContextID, dst core.DeviceID, msgType, capability string) (core.Class, error)
-	// AuthorizeIncoming checks a message received from src, which claimed
-	// capability for it ("" for none). A claim src does not hold is refused
-	// with an error wrapping ErrCapabilityDenied.
-	AuthorizeIncoming(ctx context.Context, c core.ContextID, src core.DeviceID, msgType, capability string) (core.Class, error)
+	Authorize(ctx context.Context, c core.ContextID, dst core.DeviceID, msgType string, claim Claim) (core.Class, error)
+	// AuthorizeIncoming checks a message received from src and what it
+	// claimed for it. A claim src does not hold is refused with an error
+	// wrapping ErrCapabilityDenied.
+	AuthorizeIncoming(ctx context.Context, c core.ContextID, src core.DeviceID, msgType string, claim Claim) (core.Class, error)
+}
+
+// Claim is what a message claims: a capability ("" for none) and, if the
+// capability is not one membership grants, the capability token that
+// grants it to the sender.
+type Claim struct {
+	Capability string
+	Token      []byte
 }
 
 // Charge is what the guard chain asks the budget ledger to charge and commit.
@@ -71,7 +79,10 @@ type Message struct {
 	// Capability the sender must hold in the context ("" for none); it
 	// travels in the envelope, and the receiver checks the claim too.
 	Capability string
-	Cost       uint64
+	// Token, if set, is the capability token that grants Capability to
+	// this device; it travels with the message.
+	Token   []byte
+	Cost    uint64
 	Leakage    core.Leakage
 	Facts      []*journal.SignedFact
 	Payload    []byte
@@ -231,6 +242,12 @@ func (t *Transport) Send(ctx context.Context, m Message) error {
 	if len(m.Type) == 0 || len(m.Type) > MaxTypeLen {
 		return fmt.Errorf("message type %q: %w", m.Type, core.ErrInvalidArgument)
 	}
+	if len(m.Token) > 0 && m.Capability == "" {
+		return fmt.Errorf("a capability token without the capability it is for: %w", core.ErrInvalidArgument)
+	}
+	if len(m.Token) > MaxTokenLen {
+		return fmt.Errorf("capability token of %d bytes, limit %d: %w", len(m.Token), MaxTokenLen, core.ErrInvalidArgument)
+	}
 	if len(m.Capability) > MaxCapabilityLen {
 		return fmt.Errorf("capability of %d bytes, limit %d: %w", len(m.Capability), MaxCapabilityLen, core.ErrInvalidArgument)
 	}
@@ -242,7 +259,7 @@ func (t *Transport) Send(ctx context.Context, m Message) error {
 		return fmt.Errorf("%s: %w", m.To, ErrBackoff)
 	}
 	// 1. capability
-	class, err := t.authz.Authorize(ctx, m.Context, m.To, m.Type, m.Capability)
+	class, err := t.authz.Authorize(ctx, m.Context, m.To, m.Type, Claim{Capability: m.Capability, Token: m.Token})
 	if err != nil {
 		return fmt.Errorf("capability: %w", err)
 	}
@@ -255,7 +272,7 @@ func (t *Transport) Send(ctx context.Context, m Message) error {
 	// order, but the goroutines that made them may wake in any order.
 	env := Envelope{
 		Context: m.Context, Src: t.self, Dst: m.To, Epoch: r.Epoch, Seq: r.Nonce,
-		Cost: m.Cost, Protocol: string(m.Protocol), Type: m.Type, Capability: m.Capability, Receipt: r.Raw, Payload: m.Payload,
+		Cost: m.Cost, Protocol: string(m.Protocol), Type: m.Type, Capability: m.Capability, Token: m.Token, Receipt: r.Raw, Payload: m.Payload,
 	}
 	chain := chainKey{context: m.Context, peer: m.To, epoch: r.Epoch}
 	if !t.seq.wait(chain, r.Nonce, func() uint64 { return t.charger.ChainStart(m.Context, m.To, r.Epoch) }) {
@@ -319,7 +336,7 @@ func (t *Transport) accept(remote peer.ID, from core.DeviceID, frame []byte) boo
 		return false
 	}
 	ctx := t.ctx
-	class, err := t.authz.AuthorizeIncoming(ctx, env.Context, from, env.Type, env.Capability)
+	class, err := t.authz.AuthorizeIncoming(ctx, env.Context, from, env.Type, Claim{Capability: env.Capability, Token: env.Token})
 	if err != nil {
 		reason := DropUnauthorized
 		switch {

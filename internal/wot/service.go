@@ -533,3 +533,14 @@ func (s *Service) Now() time.Time { return s.o.Clock.Now() }
 
 // Authority is the authority this device issues tokens for.
 func (s *Service) Authority() core.AuthorityID { return s.o.Authority }
+
+// CheckToken is the guard chain's capability step for a claim that carries a
+// token: the token verifies here (signatures, attenuation, expiry,
+// revocations, the issuer's epoch) and grants capability to holder in ns.
+func (s *Service) CheckToken(token []byte, holder core.DeviceID, capability string, ns core.Namespace) error {
+	v, err := s.Verify(token)
+	if err != nil {
+		return err
+	}
+	return v.Permits(holder, capability, ns)
+}

@@ -29,7 +29,7 @@ type Transport interface {
 
 // Pinger sends pings.
 type Pinger interface {
-	Ping(ctx context.Context, d core.DeviceID, c *core.ContextID) (transport.PingResult, error)
+	PingClaiming(ctx context.Context, d core.DeviceID, c *core.ContextID, claim transport.Claim) (transport.PingResult, error)
 }
 
 // Service implements PeerService.
@@ -172,7 +172,7 @@ func (s *Service) Ping(req *peerv1.PingRequest, stream peerv1.PeerService_PingSe
 			}
 		}
 		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		r, err := s.p.Ping(pctx, d, cid)
+		r, err := s.p.PingClaiming(pctx, d, cid, transport.Claim{Capability: req.GetCapability(), Token: req.GetToken()})
 		cancel()
 		if err != nil {
 			return peerFailure(ctx, err)

@@ -51,7 +51,7 @@ func (f *fakeNet) Connect(_ context.Context, d core.DeviceID, addr ma.Multiaddr)
 	return f.err
 }
 
-func (f *fakeNet) Ping(_ context.Context, d core.DeviceID, c *core.ContextID) (transport.PingResult, error) {
+func (f *fakeNet) PingClaiming(_ context.Context, d core.DeviceID, c *core.ContextID, _ transport.Claim) (transport.PingResult, error) {
 	f.calls++
 	f.pings++
 	f.device, f.pingCtx = d, c

@@ -464,7 +464,11 @@ type PingRequest struct {
 	// Context to charge; empty means the pairwise link context.
 	Context string `protobuf:"bytes,3,opt,name=context,proto3" json:"context,omitempty"`
 	// Pause between pings; default 1s.
-	Interval      *durationpb.Duration `protobuf:"bytes,4,opt,name=interval,proto3" json:"interval,omitempty"`
+	Interval *durationpb.Duration `protobuf:"bytes,4,opt,name=interval,proto3" json:"interval,omitempty"`
+	// A capability each ping claims, checked at both ends of the guard chain.
+	Capability string `protobuf:"bytes,5,opt,name=capability,proto3" json:"capability,omitempty"`
+	// The capability token (aura.wot.v1 TokenResponse.token) that grants it.
+	Token         []byte `protobuf:"bytes,6,opt,name=token,proto3" json:"token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -523,6 +527,20 @@ func (x *PingRequest) GetContext() string {
 func (x *PingRequest) GetInterval() *durationpb.Duration {
 	if x != nil {
 		return x.Interval
+	}
+	return nil
+}
+
+func (x *PingRequest) GetCapability() string {
+	if x != nil {
+		return x.Capability
+	}
+	return ""
+}
+
+func (x *PingRequest) GetToken() []byte {
+	if x != nil {
+		return x.Token
 	}
 	return nil
 }
@@ -623,12 +641,16 @@ const file_aura_peer_v1_peer_proto_rawDesc = "" +
 	"\x0eConnectRequest\x12\x12\n" +
 	"\x04peer\x18\x01 \x01(\tR\x04peer\"9\n" +
 	"\x0fConnectResponse\x12&\n" +
-	"\x04peer\x18\x01 \x01(\v2\x12.aura.peer.v1.PeerR\x04peer\"\x88\x01\n" +
+	"\x04peer\x18\x01 \x01(\v2\x12.aura.peer.v1.PeerR\x04peer\"\xbe\x01\n" +
 	"\vPingRequest\x12\x12\n" +
 	"\x04peer\x18\x01 \x01(\tR\x04peer\x12\x14\n" +
 	"\x05count\x18\x02 \x01(\rR\x05count\x12\x18\n" +
 	"\acontext\x18\x03 \x01(\tR\acontext\x125\n" +
-	"\binterval\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\binterval\"\x81\x01\n" +
+	"\binterval\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\binterval\x12\x1e\n" +
+	"\n" +
+	"capability\x18\x05 \x01(\tR\n" +
+	"capability\x12\x14\n" +
+	"\x05token\x18\x06 \x01(\fR\x05token\"\x81\x01\n" +
 	"\fPingResponse\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12+\n" +
 	"\x03rtt\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x03rtt\x12\x18\n" +
