@@ -61,8 +61,12 @@ func TestMemberAuthorizerChecksCapabilities(t *testing.T) {
 			// The same rule holds both ways: what this device may send is
 			// what it accepts from a peer claiming the same.
 			for dir, check := range map[string]func() (core.Class, error){
-				"send":    func() (core.Class, error) { return a.Authorize(ctx, tc.c, tc.peer, tc.typ, transport.Claim{Capability: tc.cap}) },
-				"receive": func() (core.Class, error) { return a.AuthorizeIncoming(ctx, tc.c, tc.peer, tc.typ, transport.Claim{Capability: tc.cap}) },
+				"send": func() (core.Class, error) {
+					return a.Authorize(ctx, tc.c, tc.peer, tc.typ, transport.Claim{Capability: tc.cap})
+				},
+				"receive": func() (core.Class, error) {
+					return a.AuthorizeIncoming(ctx, tc.c, tc.peer, tc.typ, transport.Claim{Capability: tc.cap})
+				},
 			} {
 				class, err := check()
 				if tc.wantErr == nil {

@@ -83,9 +83,9 @@ type Message struct {
 	// this device; it travels with the message.
 	Token   []byte
 	Cost    uint64
-	Leakage    core.Leakage
-	Facts      []*journal.SignedFact
-	Payload    []byte
+	Leakage core.Leakage
+	Facts   []*journal.SignedFact
+	Payload []byte
 }
 
 // Incoming is a message that passed every check.
