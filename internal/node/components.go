@@ -30,6 +30,7 @@ import (
 	"github.com/aura-p2p/aura/internal/rpc/sessionrpc"
 	"github.com/aura-p2p/aura/internal/rpc/wotrpc"
 	"github.com/aura-p2p/aura/internal/session"
+	auraSync "github.com/aura-p2p/aura/internal/sync"
 	"github.com/aura-p2p/aura/internal/transport"
 	"github.com/aura-p2p/aura/internal/wot"
 )
@@ -222,6 +223,15 @@ func daemonComponents() []component {
 			permissions: peerrpc.Permissions(),
 		},
 		{
+			// Eager announcement of a context's facts to its participants;
+			// reconciliation comes with the sync issue.
+			name: "sync",
+			start: func(_ context.Context, n *Node) error {
+				n.announcer = auraSync.NewAnnouncer(n.transport, n.journal, n.authz, n.log.Named("sync"))
+				return nil
+			},
+		},
+		{
 			name:       "ceremony",
 			validators: ceremony.Validators(),
 			reducers:   []journal.Reducer{ceremony.Reducer()},
@@ -249,7 +259,7 @@ func daemonComponents() []component {
 			reducers:   []journal.Reducer{wot.Reducer()},
 			start: func(ctx context.Context, n *Node) error {
 				t, err := wot.NewService(ctx, wot.ServiceOptions{
-					Journal: n.journal, Contexts: n.ceremonies, Signer: n.signer, DeviceKey: n.keys.Device,
+					Journal: n.journal, Contexts: n.ceremonies, Announcer: n.announcer, Signer: n.signer, DeviceKey: n.keys.Device,
 					Authority: n.auth, Namespace: n.defaultNS, Clock: n.clock, Rand: n.deps.Rand, Logger: n.log.Named("wot"),
 				})
 				if err != nil {

@@ -38,6 +38,7 @@ import (
 	"github.com/aura-p2p/aura/internal/rpc"
 	"github.com/aura-p2p/aura/internal/rpc/noderpc"
 	"github.com/aura-p2p/aura/internal/session"
+	auraSync "github.com/aura-p2p/aura/internal/sync"
 	"github.com/aura-p2p/aura/internal/transport"
 	"github.com/aura-p2p/aura/internal/wot"
 )
@@ -102,6 +103,7 @@ type Node struct {
 	sessions   *session.Runtime
 	ceremonies *ceremony.Service
 	trust      *wot.Service
+	announcer  *auraSync.Announcer
 	peerID     peer.ID
 
 	// started are the components that started, in start order.

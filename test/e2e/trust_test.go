@@ -3,6 +3,7 @@ package e2e
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aura-p2p/aura/test/cluster"
 )
@@ -163,6 +164,50 @@ func TestTokenOnTheWire(t *testing.T) {
 		b.CtlJSON(&st, "status")
 		if st.Transport.Dropped["capability_denied"] != "1" {
 			t.Errorf("b's drops: %+v", st.Transport.Dropped)
+		}
+	})
+}
+
+// Transitive trust over edges a contact shared: b shares its edge to c with
+// a (an endorsement in their context, announced at once); a then trusts c
+// through b, lowered one level for the second hop, with the path as
+// evidence. c's other edges, shared with nobody, stay invisible to a.
+func TestTransitiveTrustOverSharedEdges(t *testing.T) {
+	cluster.Run(t, 3, func(t *testing.T, c *cluster.Cluster) {
+		a, b, cc := c.Node(0), c.Node(1), c.Node(2)
+		makeContacts(t, b, a, "b")
+		makeContacts(t, cc, b, "c")
+		a.MustCtl("trust", "set", b.DeviceID(), "high")
+		b.MustCtl("trust", "set", cc.DeviceID(), "high", "--share-with", a.DeviceID()[:16])
+		cc.MustCtl("trust", "set", a.DeviceID(), "full") // shared with nobody
+		var show struct {
+			Level string   `json:"level"`
+			Path  []string `json:"path"`
+		}
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			show.Level, show.Path = "", nil
+			a.CtlJSON(&show, "trust", "show", "self", cc.DeviceID())
+			if show.Level != "TRUST_LEVEL_NONE" || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if show.Level != "TRUST_LEVEL_MEDIUM" || len(show.Path) != 3 || show.Path[1] != b.DeviceID() {
+			t.Fatalf("a's trust in c: %+v", show)
+		}
+		// a cannot see c's edge to a: c shared it with nobody.
+		var back struct {
+			Level string   `json:"level"`
+			Path  []string `json:"path"`
+		}
+		a.CtlJSON(&back, "trust", "show", cc.DeviceID(), "self")
+		if back.Level != "TRUST_LEVEL_NONE" || len(back.Path) != 0 {
+			t.Fatalf("a sees c's unshared edge: %+v", back)
+		}
+		a.MustCtl("trust", "show", "self", cc.DeviceID(), "--min", "medium")
+		if out, code := a.Ctl("trust", "show", "self", cc.DeviceID(), "--min", "high", "--max-hops", "1"); code != 9 {
+			t.Fatalf("one hop cannot reach c: exit %d: %s", code, out)
 		}
 	})
 }

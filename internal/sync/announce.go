@@ -1,0 +1,184 @@
+// Package sync makes devices that share a namespace converge on its facts
+// (DESIGN §7). This file is the eager half: a device that commits facts in a
+// relational context announces them at once to the context's other
+// participants, over the guard chain (charged to the context's budget, only
+// to its members). The reconciliation half, which finds and ships whatever
+// announcements missed (a device offline, a frame lost), builds on the
+// journal's range aggregate and the rateless IBLT in riblt/.
+package sync
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+
+	"github.com/libp2p/go-libp2p/core/protocol"
+	"go.uber.org/zap"
+
+	"github.com/aura-p2p/aura/internal/core"
+	"github.com/aura-p2p/aura/internal/journal"
+	"github.com/aura-p2p/aura/internal/transport"
+)
+
+// Wire names of announcements.
+const (
+	ProtocolAnnounce protocol.ID = "/aura/announce/1"
+	TypeFacts                    = "sync.facts"
+)
+
+// Limits of one announcement.
+const (
+	MaxAnnounceFacts = 16
+	announceVersion  = 1
+	// announceCost is one flow unit per fact: an announcement is traffic
+	// like any other in its context.
+	announceCost = 1
+)
+
+// Transport is what announcements need of the transport.
+type Transport interface {
+	Handle(proto protocol.ID, h transport.Handler)
+	Send(ctx context.Context, m transport.Message) error
+	Self() core.DeviceID
+}
+
+// Journal is what announcements need of the journal.
+type Journal interface {
+	Members(ctx context.Context, ns core.Namespace) ([]core.DeviceID, error)
+	Receive(ctx context.Context, from core.DeviceID, sf *journal.SignedFact) (journal.Received, error)
+}
+
+// Allower registers message types with the guard chain.
+type Allower interface {
+	Allow(msgType string, classes ...core.Class)
+}
+
+// Announcer sends and receives announcements.
+type Announcer struct {
+	t   Transport
+	j   Journal
+	log *zap.Logger
+}
+
+// NewAnnouncer registers the announcement protocol with the transport;
+// announcements travel in contact and group contexts only.
+func NewAnnouncer(t Transport, j Journal, authz Allower, log *zap.Logger) *Announcer {
+	if log == nil {
+		log = zap.NewNop()
+	}
+	a := &Announcer{t: t, j: j, log: log}
+	authz.Allow(TypeFacts, core.ClassContact, core.ClassGroup)
+	t.Handle(ProtocolAnnounce, a.receive)
+	return a
+}
+
+// Announce sends facts of one context's namespace to its other members. A
+// member that cannot be reached now is left to reconciliation; the error
+// says how many were not reached.
+func (a *Announcer) Announce(ctx context.Context, c core.ContextID, facts []*journal.SignedFact) error {
+	ns := core.ContextNamespace(c)
+	for _, f := range facts {
+		if f.Namespace != ns {
+			return fmt.Errorf("fact %s is not in context %s: %w", f.ID, c, core.ErrInvalidArgument)
+		}
+	}
+	members, err := a.j.Members(ctx, ns)
+	if err != nil {
+		return err
+	}
+	var missed int
+	var last error
+	for len(facts) > 0 {
+		batch := facts[:min(len(facts), MaxAnnounceFacts)]
+		facts = facts[len(batch):]
+		payload := EncodeFacts(batch)
+		for _, m := range members {
+			if m == a.t.Self() {
+				continue
+			}
+			err := a.t.Send(ctx, transport.Message{Protocol: ProtocolAnnounce, Context: c, To: m, Type: TypeFacts, Cost: announceCost * uint64(len(batch)), Payload: payload})
+			if err != nil {
+				missed++
+				last = err
+				a.log.Debug("announcement not delivered; reconciliation will carry it", zap.Stringer("to", m), zap.Error(err))
+			}
+		}
+	}
+	if missed > 0 {
+		return fmt.Errorf("%d announcements not delivered: %w", missed, last)
+	}
+	return nil
+}
+
+// receive takes in announced facts: only facts of the message's own context
+// (a member of one context cannot slip facts into another), each through the
+// journal's checks (signature, validators, membership of its author, the
+// orphan pool for what arrives early).
+func (a *Announcer) receive(ctx context.Context, in transport.Incoming) {
+	facts, err := DecodeFacts(in.Payload)
+	if err != nil {
+		a.log.Debug("announcement refused", zap.Stringer("from", in.From), zap.Error(err))
+		return
+	}
+	ns := core.ContextNamespace(in.Context)
+	for _, f := range facts {
+		if f.Namespace != ns {
+			a.log.Debug("announced fact outside its context refused", zap.Stringer("from", in.From), zap.Stringer("fact", f.ID))
+			continue
+		}
+		if _, err := a.j.Receive(ctx, in.From, f); err != nil {
+			a.log.Debug("announced fact refused", zap.Stringer("from", in.From), zap.Stringer("fact", f.ID), zap.Error(err))
+		}
+	}
+}
+
+// EncodeFacts is an announcement's payload: version(1) count(1) then each
+// signed fact behind a 4-byte length.
+func EncodeFacts(facts []*journal.SignedFact) []byte {
+	b := []byte{announceVersion, byte(len(facts))}
+	for _, f := range facts {
+		enc := f.Encode()
+		b = binary.BigEndian.AppendUint32(b, uint32(len(enc)))
+		b = append(b, enc...)
+	}
+	return b
+}
+
+// DecodeFacts parses an announcement strictly.
+func DecodeFacts(b []byte) ([]*journal.SignedFact, error) {
+	bad := func(format string, args ...any) ([]*journal.SignedFact, error) {
+		return nil, fmt.Errorf("announcement: %s: %w", fmt.Sprintf(format, args...), core.ErrInvalidArgument)
+	}
+	if len(b) < 2 {
+		return bad("%d bytes", len(b))
+	}
+	if b[0] != announceVersion {
+		return bad("version %d", b[0])
+	}
+	n := int(b[1])
+	if n == 0 || n > MaxAnnounceFacts {
+		return bad("%d facts, want 1..%d", n, MaxAnnounceFacts)
+	}
+	b = b[2:]
+	out := make([]*journal.SignedFact, 0, n)
+	for i := range n {
+		if len(b) < 4 {
+			return bad("fact %d truncated", i)
+		}
+		l := binary.BigEndian.Uint32(b)
+		b = b[4:]
+		if l == 0 || l > journal.MaxSignedFactSize || int(l) > len(b) {
+			return bad("fact %d of %d bytes", i, l)
+		}
+		f, err := journal.DecodeSignedFact(b[:l])
+		if err != nil {
+			return bad("fact %d: %v", i, err)
+		}
+		out = append(out, f)
+		b = b[l:]
+	}
+	if len(b) > 0 {
+		return bad("%d trailing bytes", len(b))
+	}
+	return out, nil
+}
