@@ -6,7 +6,9 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
+	"encoding/hex"
 	"fmt"
+	"strings"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -30,6 +32,33 @@ func (j *Journal) Get(ctx context.Context, id core.FactID) (StoredFact, error) {
 			return err
 		}
 		out = StoredFact{SignedFact: sf, Seq: loc.seq}
+		return nil
+	})
+	return out, err
+}
+
+// FactIDsWithPrefix returns up to limit ids of stored facts whose hex form
+// starts with prefix (lowercase hex, any length): what resolves the
+// shortened ids tables print. The id index is ordered, so this seeks, never
+// scans.
+func (j *Journal) FactIDsWithPrefix(ctx context.Context, prefix string, limit int) ([]core.FactID, error) {
+	if len(prefix) > 64 {
+		return nil, fmt.Errorf("fact id prefix of %d digits: %w", len(prefix), core.ErrInvalidArgument)
+	}
+	// The whole bytes of the prefix seek; an odd last digit filters.
+	whole, err := hex.DecodeString(prefix[:len(prefix)&^1])
+	if err != nil {
+		return nil, fmt.Errorf("fact id prefix %q is not hex: %w", prefix, core.ErrInvalidArgument)
+	}
+	var out []core.FactID
+	err = j.view(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketIDs).Cursor()
+		for k, _ := c.Seek(whole); k != nil && bytes.HasPrefix(k, whole) && len(out) < limit; k, _ = c.Next() {
+			if len(k) != len(core.FactID{}) || !strings.HasPrefix(hex.EncodeToString(k), prefix) {
+				continue
+			}
+			out = append(out, core.FactID(k))
+		}
 		return nil
 	})
 	return out, err

@@ -15,13 +15,10 @@ const MinPrefix = 8
 // or by a unique prefix of at least MinPrefix hex digits. An ambiguous
 // prefix is an error naming the candidates.
 func ResolvePrefix(what, in string, ids []string) (int, error) {
+	if err := CheckPrefix(what, in); err != nil {
+		return 0, err
+	}
 	in = strings.ToLower(strings.TrimSpace(in))
-	if in == "" {
-		return 0, fmt.Errorf("no %s id given: %w", what, core.ErrInvalidArgument)
-	}
-	if len(in) < MinPrefix || strings.Trim(in, "0123456789abcdef") != "" {
-		return 0, fmt.Errorf("%s id %s: want hex, at least %d digits: %w", what, QuoteInput(in), MinPrefix, core.ErrInvalidArgument)
-	}
 	found := -1
 	var matches []string
 	for i, id := range ids {
@@ -44,4 +41,17 @@ func ResolvePrefix(what, in string, ids []string) (int, error) {
 		matches = append(matches[:shown], fmt.Sprintf("and %d more", len(matches)-shown))
 	}
 	return 0, fmt.Errorf("%s id %s is ambiguous: %s: %w", what, in, strings.Join(matches, ", "), core.ErrInvalidArgument)
+}
+
+// CheckPrefix refuses what cannot be an id or an id prefix, before anything
+// is looked up.
+func CheckPrefix(what, in string) error {
+	in = strings.ToLower(strings.TrimSpace(in))
+	if in == "" {
+		return fmt.Errorf("no %s id given: %w", what, core.ErrInvalidArgument)
+	}
+	if len(in) < MinPrefix || strings.Trim(in, "0123456789abcdef") != "" {
+		return fmt.Errorf("%s id %s: want hex, at least %d digits: %w", what, QuoteInput(in), MinPrefix, core.ErrInvalidArgument)
+	}
+	return nil
 }

@@ -50,7 +50,7 @@ func runASession(t *testing.T, c *cluster.Cluster) {
 		}
 		// A participant may still be recording its last step.
 		for range 100 {
-			n.CtlJSON(&shown, "session", "show", s.ID)
+			n.CtlJSON(&shown, "session", "show", s.ID[:16])
 			if shown.Session.State != "SESSION_STATE_RUNNING" {
 				break
 			}

@@ -59,6 +59,14 @@ func walkthrough(t *testing.T, c *cluster.Cluster) {
 	if len(list.Facts) != 1 || list.Facts[0].ID != appended.ID || string(list.Facts[0].Payload) != "hello" || list.Facts[0].TypeID != "app.note/v1" {
 		t.Fatalf("list %+v", list)
 	}
+	// The shortened ids tables print are accepted, as git accepts them.
+	var got struct {
+		Fact fact `json:"fact"`
+	}
+	n.CtlJSON(&got, "fact", "get", appended.ID[:16])
+	if got.Fact.ID != appended.ID {
+		t.Fatalf("fact get by prefix: %+v", got)
+	}
 	for range 3 {
 		if _, code := n.Ctl("crdt", "counter", "incr", "visits", "--by", "2"); code != 0 {
 			t.Fatal("incr failed")
@@ -78,6 +86,8 @@ func walkthrough(t *testing.T, c *cluster.Cluster) {
 		{[]string{"fact", "append", "--type", "app.x/v1", "--payload", "@" + big}, 4},
 		{[]string{"fact", "append", "--type", "Bad Type", "--payload", "x"}, 4},
 		{[]string{"fact", "get", strings.Repeat("0", 64)}, 5},
+		{[]string{"fact", "get", "0000000"}, 4},
+		{[]string{"fact", "get", strings.Repeat("0", 12)}, 5},
 		{[]string{"fact", "list", "--page-token", "garbage"}, 4},
 		{[]string{"crdt", "set", "add", "visits", "x"}, 7},
 		{[]string{"fact", "append", "--namespace", "context/" + strings.Repeat("ab", 32), "--type", "app.x/v1", "--payload", "x"}, 5},

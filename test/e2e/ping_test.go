@@ -101,11 +101,23 @@ func pingEachOther(t *testing.T, c *cluster.Cluster) {
 		{[]string{"budget", "show", ns[0].DeviceID()}, 4},
 		{[]string{"budget", "set", ns[1].DeviceID(), "lots"}, 2},
 		{[]string{"leakage", "show", "context/zz"}, 4},
+		{[]string{"leakage", "show", "context/00000000"}, 5},
 	} {
 		if out, code := ns[0].Ctl(tc.args...); code != tc.code {
 			t.Errorf("%v: exit %d, want %d: %s", tc.args, code, tc.code, out)
 		}
 	}
+	// The context ids `budget list` prints are enough for leakage show.
+	var bl struct {
+		Budgets []struct {
+			Context string `json:"context"`
+		} `json:"budgets"`
+	}
+	ns[0].CtlJSON(&bl, "budget", "list")
+	if len(bl.Budgets) == 0 {
+		t.Fatal("no budgets listed")
+	}
+	ns[0].MustCtl("leakage", "show", bl.Budgets[0].Context[:len("context/")+16])
 	want := []string{ns[1].DeviceID(), ns[2].DeviceID()}
 	slices.Sort(want)
 	if got := peerList(t, ns[0]); !slices.Equal(got, want) {

@@ -4,6 +4,7 @@ package budgetrpc
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"google.golang.org/grpc"
 
@@ -127,7 +128,7 @@ func (s *Service) ListReceipts(ctx context.Context, req *budgetv1.ListReceiptsRe
 }
 
 func (s *Service) GetLeakage(ctx context.Context, req *budgetv1.GetLeakageRequest) (*budgetv1.GetLeakageResponse, error) {
-	c, err := core.ParseContextRef(req.GetContext())
+	c, err := s.contextRef(ctx, req.GetContext())
 	if err != nil {
 		return nil, err
 	}
@@ -148,4 +149,34 @@ func toProto(e budget.Entry) *budgetv1.Budget {
 		Epoch: uint64(e.Epoch), Limit: e.State.Limit, Spent: e.State.Spent,
 		Received: e.Received, ReceivedLimit: e.ReceivedLimit, LastNonce: e.LastNonce,
 	}
+}
+
+// contextRef resolves context/<id>, <id>, or a unique prefix of at least
+// rpc.MinPrefix hex digits among the contexts this device has budgets in.
+func (s *Service) contextRef(ctx context.Context, in string) (core.ContextID, error) {
+	if c, err := core.ParseContextRef(in); err == nil {
+		return c, nil
+	}
+	if err := rpc.CheckPrefix("context", strings.TrimPrefix(in, "context/")); err != nil {
+		return core.ContextID{}, err
+	}
+	es, err := s.l.List(ctx)
+	if err != nil {
+		return core.ContextID{}, err
+	}
+	var ids []string
+	var ctxs []core.ContextID
+	seen := map[core.ContextID]bool{}
+	for _, e := range es {
+		if !seen[e.Key.Context] {
+			seen[e.Key.Context] = true
+			ids = append(ids, e.Key.Context.String())
+			ctxs = append(ctxs, e.Key.Context)
+		}
+	}
+	i, err := rpc.ResolvePrefix("context", strings.TrimPrefix(in, "context/"), ids)
+	if err != nil {
+		return core.ContextID{}, err
+	}
+	return ctxs[i], nil
 }

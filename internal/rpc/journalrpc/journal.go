@@ -4,6 +4,7 @@ package journalrpc
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -18,6 +19,7 @@ import (
 type Journal interface {
 	AppendLocal(ctx context.Context, signer journal.Signer, d journal.Draft) (*journal.SignedFact, journal.Committed, error)
 	Get(ctx context.Context, id core.FactID) (journal.StoredFact, error)
+	FactIDsWithPrefix(ctx context.Context, prefix string, limit int) ([]core.FactID, error)
 	List(ctx context.Context, q journal.ListQuery) ([]journal.StoredFact, string, error)
 	Watch(ctx context.Context, opts journal.WatchOptions) (*journal.Subscription, error)
 }
@@ -82,7 +84,7 @@ func (s *Service) AppendFact(ctx context.Context, req *journalv1.AppendFactReque
 }
 
 func (s *Service) GetFact(ctx context.Context, req *journalv1.GetFactRequest) (*journalv1.GetFactResponse, error) {
-	id, err := core.ParseFactID(req.GetId())
+	id, err := s.factID(ctx, req.GetId())
 	if err != nil {
 		return nil, err
 	}
@@ -152,4 +154,29 @@ func ToProto(f journal.StoredFact) *journalv1.Fact {
 		Signature:     f.Signature,
 		Seq:           f.Seq,
 	}
+}
+
+// factID resolves a full fact id or a unique prefix of at least
+// rpc.MinPrefix hex digits.
+func (s *Service) factID(ctx context.Context, in string) (core.FactID, error) {
+	if len(in) == 64 {
+		return core.ParseFactID(in)
+	}
+	p := strings.ToLower(in)
+	if len(p) < rpc.MinPrefix || strings.Trim(p, "0123456789abcdef") != "" {
+		return core.FactID{}, fmt.Errorf("fact id %s: want 64 hex digits or a prefix of at least %d: %w", rpc.QuoteInput(in), rpc.MinPrefix, core.ErrInvalidArgument)
+	}
+	ids, err := s.j.FactIDsWithPrefix(ctx, p, 5)
+	if err != nil {
+		return core.FactID{}, err
+	}
+	hexes := make([]string, len(ids))
+	for i, id := range ids {
+		hexes[i] = id.String()
+	}
+	i, err := rpc.ResolvePrefix("fact", p, hexes)
+	if err != nil {
+		return core.FactID{}, err
+	}
+	return ids[i], nil
 }

@@ -37,6 +37,11 @@ func (f *fakeJournal) Get(context.Context, core.FactID) (journal.StoredFact, err
 	return journal.StoredFact{}, f.err
 }
 
+func (f *fakeJournal) FactIDsWithPrefix(context.Context, string, int) ([]core.FactID, error) {
+	f.calls++
+	return nil, f.err
+}
+
 func (f *fakeJournal) List(_ context.Context, q journal.ListQuery) ([]journal.StoredFact, string, error) {
 	f.calls++
 	f.query = q

@@ -113,7 +113,7 @@ func (s *Service) ListSessions(context.Context, *sessionv1.ListSessionsRequest) 
 }
 
 func (s *Service) GetSession(_ context.Context, req *sessionv1.GetSessionRequest) (*sessionv1.GetSessionResponse, error) {
-	id, err := session.ParseSessionID(req.GetId())
+	id, err := s.sessionID(req.GetId())
 	if err != nil {
 		return nil, err
 	}
@@ -187,4 +187,25 @@ func ToProto(s session.Session) *sessionv1.Session {
 		})
 	}
 	return out
+}
+
+// sessionID resolves a full session id or a unique prefix of at least
+// rpc.MinPrefix hex digits among the sessions the runtime keeps.
+func (s *Service) sessionID(in string) (session.SessionID, error) {
+	if id, err := session.ParseSessionID(in); err == nil {
+		return id, nil
+	}
+	if err := rpc.CheckPrefix("session", in); err != nil {
+		return session.SessionID{}, err
+	}
+	list := s.rt.List()
+	ids := make([]string, len(list))
+	for i, x := range list {
+		ids[i] = x.ID.String()
+	}
+	i, err := rpc.ResolvePrefix("session", in, ids)
+	if err != nil {
+		return session.SessionID{}, err
+	}
+	return list[i].ID, nil
 }
