@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"bufio"
 	"context"
 
 	"github.com/libp2p/go-libp2p/core/host"
@@ -42,4 +43,9 @@ func Learn(ctx context.Context, t *Transport, s Store, batch map[peer.ID][]ma.Mu
 // UsableAddrs is the filter applied to announced addresses.
 func UsableAddrs(t *Transport, in []ma.Multiaddr, remote ma.Multiaddr) []ma.Multiaddr {
 	return t.usableAddrs(in, remote)
+}
+
+// ReadFrameForTest reads one length-prefixed frame, as a peer would.
+func ReadFrameForTest(r *bufio.Reader) ([]byte, error) {
+	return readFrame(r, nil)
 }

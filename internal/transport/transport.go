@@ -207,6 +207,7 @@ func newTransport(h host.Host, self core.DeviceID, o Options, mis *misbehaviour)
 		seq:      newSequencer(),
 	}
 	h.SetStreamHandler(ProtocolEnvelope, t.serveStream)
+	h.SetStreamHandler(ProtocolEnvelope3, t.serveStream)
 	t.misbehave = mis
 	t.streams = newStreamWire(h)
 	t.wire = t.streams
@@ -262,6 +263,17 @@ func (t *Transport) Send(ctx context.Context, m Message) error {
 	class, err := t.authz.Authorize(ctx, m.Context, m.To, m.Type, Claim{Capability: m.Capability, Token: m.Token})
 	if err != nil {
 		return fmt.Errorf("capability: %w", err)
+	}
+	// A token needs a peer that reads envelope version 3: asked before
+	// anything is paid, so an older peer is a clear refusal, not a drop.
+	if len(m.Token) > 0 {
+		p, err := t.streams.negotiated(ctx, pid)
+		if err != nil {
+			return fmt.Errorf("send to %s: %w: %w", m.To, err, core.ErrUnavailable)
+		}
+		if p != ProtocolEnvelope3 {
+			return fmt.Errorf("send to %s: %w", m.To, ErrPeerTooOld)
+		}
 	}
 	// 2 + 3. flow budget, persisted together with the message's facts
 	r, err := t.charger.Charge(ctx, Charge{Context: m.Context, Peer: m.To, Class: class, Cost: m.Cost, Leakage: m.Leakage, Facts: m.Facts})

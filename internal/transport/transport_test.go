@@ -15,6 +15,7 @@ import (
 
 	"github.com/libp2p/go-libp2p"
 	p2pcrypto "github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	"go.uber.org/zap/zaptest"
@@ -630,5 +631,75 @@ func TestClaimOfCapabilityNotHeldIsDropped(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// acceptTokens stands for the web of trust's verifier: the unit under test
+// is the transport's handling of a peer too old for tokens, not the token.
+type acceptTokens struct{}
+
+func (acceptTokens) CheckToken([]byte, core.DeviceID, string, core.Namespace) error { return nil }
+
+// A peer built before envelope version 3 speaks only /aura/envelope/1: a
+// message carrying a token is refused with ErrPeerTooOld before anything is
+// charged or written, instead of being dropped there in silence; messages
+// without one still go through.
+func TestTokenToAnOlderPeerIsRefusedBeforeCharging(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	a := newTNode(t, linkPolicy(100))
+	a.authz.SetTokens(acceptTokens{})
+	_, key, _ := ed25519.GenerateKey(rand.Reader)
+	priv, err := p2pcrypto.UnmarshalEd25519PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := libp2p.New(libp2p.Identity(priv), libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Close()
+	frames := make(chan []byte, 4)
+	old.SetStreamHandler(transport.ProtocolEnvelope, func(s network.Stream) {
+		defer s.Close()
+		r := bufio.NewReader(s)
+		for {
+			f, err := transport.ReadFrameForTest(r)
+			if err != nil {
+				return
+			}
+			frames <- f
+		}
+	})
+	oldDev, _ := core.DeviceIDFromKey(key.Public().(ed25519.PublicKey))
+	addr := old.Addrs()[0].String() + "/p2p/" + old.ID().String()
+	d, ma, err := transport.ParsePeerAddr(addr)
+	if err != nil || d != oldDev {
+		t.Fatal(err)
+	}
+	if err := a.tr.Connect(ctx, d, ma); err != nil {
+		t.Fatal(err)
+	}
+	msg := transport.Message{Protocol: protoTest, Context: core.LinkContext(a.dev, oldDev), To: oldDev, Type: "msg", Capability: "demo:token", Token: []byte("token"), Cost: 1, Payload: []byte("x")}
+	if err := a.tr.Send(ctx, msg); !errors.Is(err, transport.ErrPeerTooOld) || !errors.Is(err, core.ErrFailedPrecondition) {
+		t.Fatalf("token to an older peer: %v", err)
+	}
+	if e, err := a.l.Get(ctx, budget.Key{Context: core.LinkContext(a.dev, oldDev), Peer: oldDev}); err == nil && e.State.Spent != 0 {
+		t.Fatalf("a refused send was charged %d", e.State.Spent)
+	}
+	msg.Capability, msg.Token = "", nil
+	if err := a.tr.Send(ctx, msg); err != nil {
+		t.Fatalf("plain message to an older peer: %v", err)
+	}
+	select {
+	case f := <-frames:
+		if e, err := transport.DecodeEnvelope(f); err != nil || len(e.Token) != 0 {
+			t.Fatalf("the older peer got %v %v", e, err)
+		}
+	case <-ctx.Done():
+		t.Fatal("the plain message never arrived")
+	}
+	if len(frames) != 0 {
+		t.Fatal("the token message reached the older peer")
 	}
 }

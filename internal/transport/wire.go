@@ -12,11 +12,23 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
+
+	"github.com/aura-p2p/aura/internal/core"
 )
 
-// ProtocolEnvelope is the one stream protocol every Aura message travels on;
-// the envelope names the message's own protocol.
-const ProtocolEnvelope protocol.ID = "/aura/envelope/1"
+// ProtocolEnvelope is the stream protocol every Aura message travels on; the
+// envelope names the message's own protocol. A peer that reads envelope
+// version 3 (capability tokens) also speaks ProtocolEnvelope3, and streams
+// are opened offering that first: the negotiated protocol tells a sender,
+// before it pays for anything, whether the peer can read what it is about to
+// send, so an older peer means a clear refusal, never a silent drop.
+const (
+	ProtocolEnvelope  protocol.ID = "/aura/envelope/1"
+	ProtocolEnvelope3 protocol.ID = "/aura/envelope/3"
+)
+
+// ErrPeerTooOld: the peer's aurad predates what the message needs.
+var ErrPeerTooOld = fmt.Errorf("the peer runs an older aurad that cannot read capability tokens (upgrade it): %w", core.ErrFailedPrecondition)
 
 // streamWire keeps one outbound stream per peer, so messages to a peer arrive
 // in the order they were written and do not pay a stream open each.
@@ -57,7 +69,7 @@ func (w *streamWire) send(ctx context.Context, to peer.ID, frame []byte) error {
 	defer o.mu.Unlock()
 	for attempt := 0; ; attempt++ {
 		if o.s == nil {
-			s, err := w.host.NewStream(network.WithAllowLimitedConn(ctx, string(ProtocolEnvelope)), to, ProtocolEnvelope)
+			s, err := w.host.NewStream(network.WithAllowLimitedConn(ctx, string(ProtocolEnvelope)), to, ProtocolEnvelope3, ProtocolEnvelope)
 			if err != nil {
 				return fmt.Errorf("open stream: %w", err)
 			}
@@ -76,6 +88,22 @@ func (w *streamWire) send(ctx context.Context, to peer.ID, frame []byte) error {
 			return err
 		}
 	}
+}
+
+// negotiated opens the stream to a peer if there is none and returns the
+// envelope protocol the peer agreed to.
+func (w *streamWire) negotiated(ctx context.Context, to peer.ID) (protocol.ID, error) {
+	o := w.stream(to)
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.s == nil {
+		s, err := w.host.NewStream(network.WithAllowLimitedConn(ctx, string(ProtocolEnvelope)), to, ProtocolEnvelope3, ProtocolEnvelope)
+		if err != nil {
+			return "", fmt.Errorf("open stream: %w", err)
+		}
+		o.s, o.w = s, bufio.NewWriterSize(s, 32<<10)
+	}
+	return o.s.Protocol(), nil
 }
 
 // drain closes every outbound stream for writing and waits, up to timeout,
