@@ -3,6 +3,8 @@ package ceremony
 import (
 	"crypto/hmac"
 	"crypto/sha256"
+	"fmt"
+	"unicode/utf8"
 
 	"github.com/aura-p2p/aura/internal/core"
 	"github.com/aura-p2p/aura/internal/journal"
@@ -135,5 +137,11 @@ func decodeAbortMsg(b []byte) (*abortMsg, error) {
 		r.fail("version %d", v)
 	}
 	a := &abortMsg{Reason: string(r.bytes16("reason", maxReasonLen)), Detail: string(r.bytes16("detail", maxReasonLen))}
-	return a, r.done()
+	if err := r.done(); err != nil {
+		return nil, err
+	}
+	if !utf8.ValidString(a.Reason) || !utf8.ValidString(a.Detail) {
+		return nil, fmt.Errorf("abort message: reason is not UTF-8: %w", core.ErrInvalidArgument)
+	}
+	return a, nil
 }

@@ -3,6 +3,7 @@ package ceremony
 import (
 	"fmt"
 	"time"
+	"unicode/utf8"
 
 	"github.com/aura-p2p/aura/internal/core"
 )
@@ -206,6 +207,9 @@ func decodeRecord(b []byte) (*Record, error) {
 	rec.Updated = time.UnixMilli(int64(r.u64("updated"))).UTC()
 	if err := r.done(); err != nil {
 		return nil, fmt.Errorf("%w: %w", err, core.ErrDataLoss)
+	}
+	if !utf8.ValidString(rec.Reason) || !utf8.ValidString(rec.Detail) {
+		return nil, fmt.Errorf("ceremony record: reason is not UTF-8: %w", core.ErrDataLoss)
 	}
 	return rec, nil
 }
