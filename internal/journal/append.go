@@ -74,9 +74,11 @@ type request struct {
 	// author is not known yet it goes to the orphan pool, attributed to from.
 	receive bool
 	from    core.DeviceID
-	// retry marks a fact the pool already holds: the pool keeps it if it is
-	// still an orphan.
-	retry bool
+	// group, on a carrier that holds nothing else, is a run of receive
+	// requests queued as one (ReceiveBatch): the writer takes them all into
+	// the same commit, in order, and answers each; the carrier itself gets
+	// no answer.
+	group []*request
 }
 
 type result struct {
@@ -216,7 +218,12 @@ func (j *Journal) enqueue(ctx context.Context, r *request) (*Pending, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	r.done = make(chan result, 1)
+	if r.group == nil {
+		r.done = make(chan result, 1)
+	}
+	for _, m := range r.group {
+		m.done = make(chan result, 1)
+	}
 	j.closeMu.RLock()
 	defer j.closeMu.RUnlock()
 	if j.closed {
@@ -244,28 +251,34 @@ func (j *Journal) writer() {
 			j.drainOnClose()
 			return
 		}
-		batch := []*request{first}
-		n := len(first.facts)
+		batch, n := take(nil, 0, first)
 	fill:
 		for n < j.maxBatch {
 			select {
 			case r := <-j.queue:
-				batch = append(batch, r)
-				n += len(r.facts)
+				batch, n = take(batch, n, r)
 			default:
 				break fill
 			}
 		}
-		j.commitAndRetry(batch)
+		j.commitAndAnswer(batch)
 	}
 }
 
-// commitAndRetry commits batch and retries the orphans its commit may admit
-// before answering, so that a caller whose fact admits others finds them
-// stored when its append returns.
-func (j *Journal) commitAndRetry(batch []*request) {
-	results, changed := j.commitBatch(batch)
-	j.retryOrphans(changed)
+// take adds a queued request to batch, a group as its members, and counts
+// the facts.
+func take(batch []*request, n int, r *request) ([]*request, int) {
+	if r.group == nil {
+		return append(batch, r), n + len(r.facts)
+	}
+	for _, m := range r.group {
+		n += len(m.facts)
+	}
+	return append(batch, r.group...), n
+}
+
+func (j *Journal) commitAndAnswer(batch []*request) {
+	results := j.commitBatch(batch)
 	for i, r := range batch {
 		r.done <- *results[i]
 	}
@@ -276,11 +289,12 @@ func (j *Journal) commitAndRetry(batch []*request) {
 func (j *Journal) drainOnClose() {
 	for {
 		var batch []*request
+		n := 0
 	fill:
-		for len(batch) < 1024 {
+		for n < j.maxBatch {
 			select {
 			case r := <-j.queue:
-				batch = append(batch, r)
+				batch, n = take(batch, n, r)
 			default:
 				break fill
 			}
@@ -288,7 +302,7 @@ func (j *Journal) drainOnClose() {
 		if len(batch) == 0 {
 			return
 		}
-		j.commitAndRetry(batch)
+		j.commitAndAnswer(batch)
 	}
 }
 
@@ -300,41 +314,55 @@ type errPartial struct{ err error }
 func (e errPartial) Error() string { return e.err.Error() }
 func (e errPartial) Unwrap() error { return e.err }
 
-// commitBatch commits what it can of batch and returns every request's result
-// and the namespaces whose orphans may now fit.
-func (j *Journal) commitBatch(batch []*request) ([]*result, map[core.Namespace]bool) {
+// commitBatch commits what it can of batch and returns every request's
+// result. After each request that founds a namespace or adds members, the
+// orphans that now fit go into the same transaction (admission.admit), so
+// facts land in the order that committing the requests one by one would
+// give them.
+func (j *Journal) commitBatch(batch []*request) []*result {
 	results := make([]*result, len(batch))
 	start := j.clock.Now()
+	// Orphans whose insert failed after writing: later attempts leave them
+	// out, and the pool drops them.
+	dropped := map[core.FactID]bool{}
 	for {
 		var published []StoredFact
-		var changed map[core.Namespace]bool
+		var adm *admission
 		failed := -1
 		err := j.update(func(tx *bolt.Tx) error {
 			st, err := newTxState(tx, j)
 			if err != nil {
 				return err
 			}
+			adm = j.newAdmission(st, dropped)
 			for i, r := range batch {
-				if results[i] != nil {
-					continue
+				if results[i] == nil {
+					cs, err := st.applyRequest(r)
+					var partial errPartial
+					if errors.As(err, &partial) {
+						failed = i
+						results[i] = &result{err: partial.err}
+						return err
+					}
+					if err != nil {
+						results[i] = &result{err: err}
+					} else {
+						results[i] = &result{committed: cs}
+					}
 				}
-				cs, err := st.applyRequest(r)
-				var partial errPartial
-				if errors.As(err, &partial) {
-					failed = i
-					results[i] = &result{err: partial.err}
+				adm.note(r, results[i])
+				if err := adm.admit(); err != nil {
 					return err
 				}
-				if err != nil {
-					results[i] = &result{err: err}
-					continue
-				}
-				results[i] = &result{committed: cs}
 			}
-			published, changed = st.published, st.changed
+			published = st.published
 			return st.flush()
 		})
-		if failed >= 0 {
+		var bad errOrphanPartial
+		if failed >= 0 || errors.As(err, &bad) {
+			if failed < 0 {
+				dropped[bad.id] = true
+			}
 			// Forget the provisional results of the others and try again.
 			for i := range results {
 				if i != failed && results[i] != nil && results[i].err == nil {
@@ -344,7 +372,6 @@ func (j *Journal) commitBatch(batch []*request) ([]*result, map[core.Namespace]b
 			continue
 		}
 		if err != nil {
-			changed = nil
 			j.log.Warn("journal commit failed", zap.Error(err))
 			if !errors.Is(err, core.ErrDataLoss) {
 				err = fmt.Errorf("%w: %w", err, core.ErrUnavailable)
@@ -360,7 +387,7 @@ func (j *Journal) commitBatch(batch []*request) ([]*result, map[core.Namespace]b
 			// summaries.
 			j.ranges.apply(published)
 			j.hub.publish(published)
-			j.poolOrphans(batch, results)
+			j.settleOrphans(batch, results, adm.settled, dropped)
 		}
 		if j.observer != nil {
 			stored := len(published)
@@ -369,7 +396,7 @@ func (j *Journal) commitBatch(batch []*request) ([]*result, map[core.Namespace]b
 			}
 			j.observer.ObserveCommit(len(batch), stored, j.clock.Now().Sub(start), err)
 		}
-		return results, changed
+		return results
 	}
 }
 

@@ -62,9 +62,11 @@
 // namespace kind has one MembershipSource deciding which facts those are:
 // authority namespaces are fixed by their genesis (until the commitment tree),
 // context namespaces grow by TypeContextParticipants facts. A fact from a peer
-// (Receive) whose namespace or author is not known yet waits in a bounded,
-// in-memory orphan pool (orphans.go) and is retried inside the writer after
-// every commit that founds its namespace or adds members to it.
+// (Receive, ReceiveBatch) whose namespace or author is not known yet waits in a
+// bounded, in-memory orphan pool (orphans.go); the writer inserts it in the
+// same transaction as the fact that founds its namespace or admits its
+// author, right after that fact. ReceiveBatch verifies a peer's facts on
+// every core and queues them for group commit in order (receive_batch.go).
 //
 // # Ordered ranges
 //

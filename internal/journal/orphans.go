@@ -60,21 +60,11 @@ type Received struct {
 // The pool is in memory: it is lost on Close, and peers send such facts again
 // on the next sync.
 func (j *Journal) Receive(ctx context.Context, from core.DeviceID, sf *SignedFact) (Received, error) {
-	if err := sf.VerifySignature(); err != nil {
-		return Received{}, err
-	}
-	if err := j.validate(sf); err != nil {
-		return Received{}, err
-	}
-	cs, err := j.submit(ctx, &request{facts: []*SignedFact{sf}, receive: true, from: from})
-	var eo errOrphan
-	if errors.As(err, &eo) {
-		return Received{Committed: Committed{ID: sf.ID, Namespace: sf.Namespace, Lamport: sf.Lamport}, Orphaned: true}, nil
-	}
+	rs, err := j.ReceiveBatch(ctx, from, []*SignedFact{sf})
 	if err != nil {
 		return Received{}, err
 	}
-	return Received{Committed: cs[0]}, nil
+	return rs[0].Received, rs[0].Err
 }
 
 // OrphanStats reports the facts the orphan pool holds, their bytes, and how
@@ -90,59 +80,134 @@ type errOrphan struct{ err error }
 func (e errOrphan) Error() string { return e.err.Error() }
 func (e errOrphan) Unwrap() error { return e.err }
 
-// poolOrphans parks the orphans of a committed batch. Writer only.
-func (j *Journal) poolOrphans(batch []*request, results []*result) {
-	for i, r := range batch {
-		var eo errOrphan
-		if r.retry || !errors.As(results[i].err, &eo) {
-			continue
-		}
-		if !j.orphans.add(r.from, r.facts[0]) {
-			results[i].err = fmt.Errorf("%w (%v)", ErrOrphanTooLarge, eo.err)
-		}
+// errOrphanPartial: inserting a waiting orphan failed after it wrote into the
+// transaction, which must be thrown away and the batch retried without it.
+type errOrphanPartial struct {
+	id  core.FactID
+	err error
+}
+
+func (e errOrphanPartial) Error() string { return fmt.Sprintf("orphan %s: %v", e.id, e.err) }
+func (e errOrphanPartial) Unwrap() error { return e.err }
+
+// admission inserts, inside a write transaction, the orphans that the
+// transaction's facts admit, right after the fact that admits them: the
+// pool's, and those of earlier requests of the same batch, which the pool
+// only takes after the commit but which one-by-one commits would already have
+// parked there. Writer only.
+type admission struct {
+	j       *Journal
+	st      *txState
+	dropped map[core.FactID]bool
+	// waiting holds the batch's orphans so far, by namespace.
+	waiting map[core.Namespace][]*orphan
+	// settled holds the orphans inserted (or refused) here: after the
+	// commit they leave the pool, or never enter it.
+	settled map[core.FactID]bool
+}
+
+func (j *Journal) newAdmission(st *txState, dropped map[core.FactID]bool) *admission {
+	return &admission{j: j, st: st, dropped: dropped, waiting: map[core.Namespace][]*orphan{}, settled: map[core.FactID]bool{}}
+}
+
+// note records r's fact as waiting if res made it an orphan the pool will
+// keep.
+func (a *admission) note(r *request, res *result) {
+	var eo errOrphan
+	if !errors.As(res.err, &eo) {
+		return
+	}
+	sf := r.facts[0]
+	if a.j.orphans.fits(sf) {
+		a.waiting[sf.Namespace] = append(a.waiting[sf.Namespace], &orphan{sf: sf, from: r.from})
 	}
 }
 
-// retryOrphans inserts the orphans of namespaces that a commit founded or gave
-// new members, and again for what those inserts change, until nothing
-// changes. Each round needs a commit of a fact the pool held, so it ends.
-// Writer only.
-func (j *Journal) retryOrphans(changed map[core.Namespace]bool) {
-	for len(changed) > 0 {
-		waiting := j.orphans.waitingIn(changed)
-		if len(waiting) == 0 {
-			return
-		}
-		next := map[core.Namespace]bool{}
-		for len(waiting) > 0 {
-			n := min(len(waiting), j.maxBatch)
-			batch := make([]*request, n)
-			for i, o := range waiting[:n] {
-				batch[i] = &request{facts: []*SignedFact{o.sf}, receive: true, from: o.from, retry: true}
-			}
-			waiting = waiting[n:]
-			results, ch := j.commitBatch(batch)
-			for ns := range ch {
-				next[ns] = true
-			}
-			for i, r := range batch {
-				res := results[i]
-				var eo errOrphan
-				switch {
-				case errors.As(res.err, &eo):
-					// Still lacking something: it keeps its place.
-				case errors.Is(res.err, core.ErrUnavailable) || errors.Is(res.err, core.ErrDataLoss):
-					// The store failed, not the fact: keep it for later.
-					return
-				default:
-					if res.err != nil {
-						j.log.Debug("orphan refused on retry", zap.Stringer("fact", r.facts[0].ID), zap.Error(res.err))
-					}
-					j.orphans.remove(r.facts[0].ID)
+// admit inserts the waiting orphans of the namespaces founded or given new
+// members since its last call, in (lamport, id) order, and again for what
+// those inserts change, until nothing changes; each round needs an insert,
+// so it ends.
+func (a *admission) admit() error {
+	for len(a.st.changed) > 0 {
+		changed := a.st.changed
+		a.st.changed = map[core.Namespace]bool{}
+		for _, o := range a.candidates(changed) {
+			_, wrote, err := a.st.insert(o.sf, true)
+			var eo errOrphan
+			switch {
+			case errors.As(err, &eo):
+				// Still lacking something: it keeps waiting.
+			case err != nil && wrote:
+				return errOrphanPartial{id: o.sf.ID, err: err}
+			case errors.Is(err, core.ErrUnavailable) || errors.Is(err, core.ErrDataLoss):
+				// The store failed, not the fact: it keeps waiting.
+			default:
+				if err != nil {
+					a.j.log.Debug("orphan refused on retry", zap.Stringer("fact", o.sf.ID), zap.Error(err))
 				}
+				a.settled[o.sf.ID] = true
 			}
 		}
-		changed = next
+	}
+	return nil
+}
+
+// candidates are the unsettled orphans waiting in the namespaces of changed,
+// each once, in (lamport, id) order so that a fact usually comes after the
+// facts that admit its author.
+func (a *admission) candidates(changed map[core.Namespace]bool) []*orphan {
+	var out []*orphan
+	seen := map[core.FactID]bool{}
+	add := func(o *orphan) {
+		id := o.sf.ID
+		if !seen[id] && !a.settled[id] && !a.dropped[id] {
+			seen[id] = true
+			out = append(out, o)
+		}
+	}
+	for _, o := range a.j.orphans.waitingIn(changed) {
+		add(o)
+	}
+	for ns := range changed {
+		for _, o := range a.waiting[ns] {
+			add(o)
+		}
+	}
+	slices.SortFunc(out, func(x, y *orphan) int {
+		kx, ky := x.sf.Key(), y.sf.Key()
+		switch {
+		case kx.Less(ky):
+			return -1
+		case ky.Less(kx):
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+// settleOrphans brings the pool up to date after a commit: the orphans the
+// commit inserted, refused or dropped leave it, the batch's other orphans
+// join it. Writer only.
+func (j *Journal) settleOrphans(batch []*request, results []*result, settled, dropped map[core.FactID]bool) {
+	for id := range settled {
+		j.orphans.remove(id)
+	}
+	for id := range dropped {
+		j.orphans.remove(id)
+	}
+	for i, r := range batch {
+		var eo errOrphan
+		if !errors.As(results[i].err, &eo) {
+			continue
+		}
+		sf := r.facts[0]
+		if settled[sf.ID] || dropped[sf.ID] {
+			continue
+		}
+		if !j.orphans.add(r.from, sf) {
+			results[i].err = fmt.Errorf("%w (%v)", ErrOrphanTooLarge, eo.err)
+		}
 	}
 }
 
@@ -198,11 +263,11 @@ func (p *orphanPool) add(from core.DeviceID, sf *SignedFact) bool {
 	if _, ok := p.byID[sf.ID]; ok {
 		return true
 	}
-	size := int64(len(sf.Body) + len(sf.Signature))
-	if size > p.lim.MaxPerSenderBytes {
+	if !p.fits(sf) {
 		p.evicted++
 		return false
 	}
+	size := orphanSize(sf)
 	sq := p.bySender[from]
 	if sq == nil {
 		sq = &senderQueue{}
@@ -230,6 +295,11 @@ func (p *orphanPool) add(from core.DeviceID, sf *SignedFact) bool {
 	_, held := p.byID[sf.ID]
 	return held
 }
+
+// fits reports whether sf alone is within a sender's share of the pool.
+func (p *orphanPool) fits(sf *SignedFact) bool { return orphanSize(sf) <= p.lim.MaxPerSenderBytes }
+
+func orphanSize(sf *SignedFact) int64 { return int64(len(sf.Body) + len(sf.Signature)) }
 
 // largestSender is the sender holding the most bytes; among equals, the one
 // holding the oldest orphan (arrivals are unique, so eviction does not depend
@@ -277,8 +347,7 @@ func (p *orphanPool) removeLocked(o *orphan) {
 	p.bytes -= o.size
 }
 
-// waitingIn returns the orphans of the given namespaces in (lamport, id)
-// order, so a fact is usually retried after the facts that admit its author.
+// waitingIn returns the orphans of the given namespaces, in no order.
 func (p *orphanPool) waitingIn(nss map[core.Namespace]bool) []*orphan {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -288,15 +357,5 @@ func (p *orphanPool) waitingIn(nss map[core.Namespace]bool) []*orphan {
 			out = append(out, o)
 		}
 	}
-	slices.SortFunc(out, func(a, b *orphan) int {
-		ka, kb := a.sf.Key(), b.sf.Key()
-		switch {
-		case ka.Less(kb):
-			return -1
-		case kb.Less(ka):
-			return 1
-		}
-		return 0
-	})
 	return out
 }

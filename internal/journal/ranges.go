@@ -234,6 +234,62 @@ func (t *aggTree) keys(lo, hi FactKey, limit int) ([]FactKey, bool) {
 	return out, more
 }
 
+// SetIndex is an in-memory index over a namespace's fact ids that another
+// package keeps (sync's coded-symbol sketch). The journal feeds it each id of
+// the namespace exactly once, under the same lock and at the same moment as
+// the range aggregate, so an index and the namespace's summary always
+// describe the same set.
+type SetIndex interface {
+	Insert(id core.FactID)
+}
+
+// WithSetIndex runs fn with ns's index called name and the namespace's count
+// and fingerprint, all as of one commit. The first call for a name builds the
+// index with mk and the ids the range aggregate holds (no disk read beyond the
+// aggregate's own build). fn runs under the namespace's read lock, which holds
+// up the writer's next commit to ns: it should copy what it needs and return.
+func (j *Journal) WithSetIndex(ctx context.Context, ns core.Namespace, name string, mk func() (SetIndex, error), fn func(ix SetIndex, count uint64, fp Fingerprint) error) error {
+	r, err := j.rangesOf(ctx, ns)
+	if err != nil {
+		return err
+	}
+	r.mu.RLock()
+	ix := r.sets[name]
+	if ix == nil {
+		r.mu.RUnlock()
+		if err := r.buildSet(name, mk); err != nil {
+			return err
+		}
+		r.mu.RLock()
+		ix = r.sets[name]
+	}
+	defer r.mu.RUnlock()
+	a := r.tree.root.agg
+	return fn(ix, a.count, fingerprintOf(a))
+}
+
+// buildSet creates the index called name unless a racing call did.
+func (r *nsRanges) buildSet(name string, mk func() (SetIndex, error)) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.sets[name] != nil {
+		return nil
+	}
+	ix, err := mk()
+	if err != nil {
+		return err
+	}
+	r.tree.ascend(&FactKey{}, func(k *FactKey) bool {
+		ix.Insert(k.ID)
+		return true
+	})
+	if r.sets == nil {
+		r.sets = map[string]SetIndex{}
+	}
+	r.sets[name] = ix
+	return nil
+}
+
 // rangeIndex holds the aggregates of the namespaces that have been asked
 // about. An aggregate is built on first use rather than at Open: a build reads
 // every key of the namespace (and so every page of its facts), which would add
@@ -255,8 +311,11 @@ type nsRanges struct {
 	built   bool          // guarded by rangeIndex.mu
 	pending []FactKey     // guarded by rangeIndex.mu
 
-	mu   sync.RWMutex // guards tree once built
+	mu   sync.RWMutex // guards tree and sets once built
 	tree *aggTree
+	// sets are other packages' indexes over the same ids (sync's sketches),
+	// by name, fed under mu exactly as tree is.
+	sets map[string]SetIndex
 }
 
 func newRangeIndex() *rangeIndex {
@@ -338,7 +397,14 @@ func (ri *rangeIndex) apply(facts []StoredFact) {
 			r.mu.Lock()
 			locked = append(locked, r)
 		}
-		r.tree.insert(sf.Key())
+		// A build whose snapshot already held this commit has the key, and
+		// so do the sets built from it since: feed them new keys only.
+		if !r.tree.insert(sf.Key()) {
+			continue
+		}
+		for _, ix := range r.sets {
+			ix.Insert(sf.ID)
+		}
 	}
 	for _, r := range locked {
 		r.mu.Unlock()
@@ -375,4 +441,23 @@ func loadRanges(tx *bolt.Tx, ns core.Namespace, b *treeBuilder) error {
 		}
 	}
 	return nil
+}
+
+// Has reports whether ns holds the fact id: what reconciliation asks of ids a
+// peer lists, without reading or verifying the facts.
+func (j *Journal) Has(ctx context.Context, ns core.Namespace, id core.FactID) (bool, error) {
+	var found bool
+	err := j.view(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketIDs).Get(id[:])
+		if v == nil {
+			return nil
+		}
+		loc, err := decodeIDEntry(id, v)
+		if err != nil {
+			return err
+		}
+		found = loc.ns == ns
+		return nil
+	})
+	return found, err
 }
