@@ -51,17 +51,27 @@ type MemberAuthorizer struct {
 	self    core.DeviceID
 	members Members
 
-	mu      sync.RWMutex
-	blocked Blocklist
-	tokens  TokenChecker
-	types   map[string][]core.Class
-	grants  map[string]map[string]struct{} // message type -> capabilities
+	mu        sync.RWMutex
+	account   core.ContextID // this device's account context, zero if none
+	accountNS core.Namespace
+	blocked   Blocklist
+	tokens    TokenChecker
+	types     map[string][]core.Class
+	grants    map[string]map[string]struct{} // message type -> capabilities
 }
 
 // NewMemberAuthorizer returns an authorizer with no message type allowed and
 // no capability granted yet.
 func NewMemberAuthorizer(self core.DeviceID, m Members) *MemberAuthorizer {
 	return &MemberAuthorizer{self: self, members: m, types: map[string][]core.Class{}, grants: map[string]map[string]struct{}{}}
+}
+
+// SetAccount names this device's account: its account context's members
+// are the account's authority namespace's (core.AccountContext).
+func (a *MemberAuthorizer) SetAccount(auth core.AuthorityID) {
+	a.mu.Lock()
+	a.account, a.accountNS = core.AccountContext(auth), core.AuthorityNamespace(auth)
+	a.mu.Unlock()
 }
 
 // SetBlocklist makes the authorizer refuse every message to and from the
@@ -163,7 +173,13 @@ func (a *MemberAuthorizer) classOf(ctx context.Context, c core.ContextID, peer c
 	if c == core.LinkContext(a.self, peer) {
 		return core.ClassLink, nil
 	}
-	ms, err := a.members.Members(ctx, core.ContextNamespace(c))
+	ns := core.ContextNamespace(c)
+	a.mu.RLock()
+	if c == a.account {
+		ns = a.accountNS
+	}
+	a.mu.RUnlock()
+	ms, err := a.members.Members(ctx, ns)
 	if err != nil {
 		return 0, fmt.Errorf("context %s: %w", c, err)
 	}

@@ -407,3 +407,26 @@ func (t *Transport) learnPeers(ctx context.Context, s Store, batch map[peer.ID][
 	}
 	return nil
 }
+
+// LearnAddrs offers the addresses a device published about itself (an
+// account device's signed address fact) to the learned peer book, under the
+// bounds and filter identify's go through. It is how a device reaches
+// another of its account that it never connected to: the first device
+// introduced each new one to itself only.
+func (t *Transport) LearnAddrs(d core.DeviceID, addrs []ma.Multiaddr) {
+	if d == t.self {
+		return
+	}
+	pid, err := PeerID(d)
+	if err != nil || t.misbehave.banned(pid) {
+		return
+	}
+	if addrs = t.usableAddrs(addrs, nil); len(addrs) == 0 {
+		return
+	}
+	if t.learn.offer(pid, addrs) {
+		t.learn.signal()
+	} else {
+		t.log.Debug("published addresses dropped: too many peers waiting", zap.Stringer("peer", pid))
+	}
+}

@@ -257,3 +257,34 @@ func TestPingsShowInPeerLatency(t *testing.T) {
 		t.Fatalf("after pings: %+v", p)
 	}
 }
+
+// Addresses a device published about itself go to the learned book, the
+// host's peerstore included, through identify's filter; this device's own
+// are ignored.
+func TestPublishedAddressesAreLearned(t *testing.T) {
+	ctx := context.Background()
+	n := newTNode(t, linkPolicy(100))
+	learned := make(chan struct{}, 4)
+	transport.OnLearned(n.tr, func() { learned <- struct{}{} })
+	if _, err := n.tr.LoadPeers(ctx, n.j); err != nil {
+		t.Fatal(err)
+	}
+	n.tr.LearnAddrs(n.tr.Self(), []ma.Multiaddr{ma.StringCast("/ip4/127.0.0.1/tcp/9")})
+	d, pid := newDevice(t)
+	n.tr.LearnAddrs(d, []ma.Multiaddr{ma.StringCast("/ip4/127.0.0.1/tcp/4001"), ma.StringCast("/ip4/0.0.0.0/tcp/1")})
+	select {
+	case <-learned:
+	case <-time.After(time.Minute):
+		t.Fatal("the published addresses never reached the book")
+	}
+	p, ok := bookEntry(t, n, d)
+	if !ok || !p.Learned || fmt.Sprint(p.Addrs) != "[/ip4/127.0.0.1/tcp/4001]" {
+		t.Fatalf("book entry %+v (present %v)", p, ok)
+	}
+	if got := transport.HostOf(n.tr).Peerstore().Addrs(pid); len(got) != 1 || got[0].String() != "/ip4/127.0.0.1/tcp/4001" {
+		t.Fatalf("host knows %v", got)
+	}
+	if _, ok := bookEntry(t, n, n.tr.Self()); ok {
+		t.Fatal("this device's own addresses were learned")
+	}
+}

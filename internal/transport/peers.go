@@ -11,6 +11,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/peerstore"
+	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	ma "github.com/multiformats/go-multiaddr"
 	"go.uber.org/zap"
 
@@ -142,6 +143,11 @@ func (t *Transport) AddPeer(ctx context.Context, s Store, addr string) (KnownPee
 	// Dial now, best effort: the peer learns this device's addresses from
 	// the connection (identify), so one `peer add` serves both directions.
 	if !t.misbehave.banned(pid) {
+		// Adding a peer says "try it now": a dial that failed a moment ago
+		// (the peer was down) must not keep it in libp2p's dial backoff.
+		if sw, ok := t.host.Network().(interface{ Backoff() *swarm.DialBackoff }); ok {
+			sw.Backoff().Clear(pid)
+		}
 		go func() {
 			ctx, cancel := context.WithTimeout(t.ctx, addDialTimeout)
 			defer cancel()

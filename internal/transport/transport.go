@@ -159,6 +159,8 @@ type Transport struct {
 	mu       sync.RWMutex
 	handlers map[protocol.ID]Handler
 	seq      *sequencer
+	// onConnected hear of devices as they connect (connected.go).
+	onConnected []func(core.DeviceID)
 
 	closers    []func() error
 	drops      sync.Map // reason -> *atomic.Uint64
@@ -206,12 +208,15 @@ func newTransport(h host.Host, self core.DeviceID, o Options, mis *misbehaviour)
 		handlers: map[protocol.ID]Handler{},
 		seq:      newSequencer(),
 	}
-	h.SetStreamHandler(ProtocolEnvelope, t.serveStream)
-	h.SetStreamHandler(ProtocolEnvelope3, t.serveStream)
 	t.misbehave = mis
 	t.streams = newStreamWire(h)
 	t.wire = t.streams
 	t.startLearning()
+	t.watchConnections()
+	// Last: a stream may arrive the moment the handler is set, and its
+	// goroutine reads the fields above.
+	h.SetStreamHandler(ProtocolEnvelope, t.serveStream)
+	h.SetStreamHandler(ProtocolEnvelope3, t.serveStream)
 	return t
 }
 
@@ -315,6 +320,7 @@ func (t *Transport) serveStream(s network.Stream) {
 		s.Reset()
 		return
 	}
+	t.streams.incoming(s.Conn())
 	r := bufio.NewReaderSize(s, 64<<10)
 	var buf []byte
 	for {
@@ -514,10 +520,12 @@ type sequencer struct {
 	cond   *sync.Cond
 	next   map[chainKey]uint64 // next nonce allowed out; absent means 1
 	active map[chainKey]int    // goroutines waiting or writing
+	// writing is the nonce whose frame is on the wire now, per chain.
+	writing map[chainKey]uint64
 }
 
 func newSequencer() *sequencer {
-	s := &sequencer{next: map[chainKey]uint64{}, active: map[chainKey]int{}}
+	s := &sequencer{next: map[chainKey]uint64{}, active: map[chainKey]int{}, writing: map[chainKey]uint64{}}
 	s.cond = sync.NewCond(&s.mu)
 	return s
 }
@@ -551,10 +559,17 @@ func (s *sequencer) wait(k chainKey, nonce uint64, start func() uint64) bool {
 		// A lower nonce than expected means the ledger restarted the chain
 		// from its durable state after a failed commit.
 		if nonce <= next {
+			s.writing[k] = nonce
 			return true
 		}
 		if !time.Now().Before(deadline) {
-			return false
+			if w, ok := s.writing[k]; !ok || w != next {
+				return false
+			}
+			// The frame before is being written: the peer is slow to
+			// read, not the chain stalled. Going ahead would reorder.
+			deadline = time.Now().Add(maxSequenceWait)
+			timer.Reset(maxSequenceWait)
 		}
 		s.cond.Wait()
 	}
@@ -565,6 +580,9 @@ func (s *sequencer) done(k chainKey, nonce uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.next[k] = nonce + 1
+	if s.writing[k] == nonce {
+		delete(s.writing, k)
+	}
 	if s.active[k]--; s.active[k] == 0 {
 		// Nobody is mid-chain: forget it unless it may continue. Epochs only
 		// grow, so an older epoch's chain never continues.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
@@ -43,7 +44,14 @@ type outStream struct {
 	mu sync.Mutex
 	s  network.Stream
 	w  *bufio.Writer
+	// conn is s's connection, readable without mu.
+	conn atomic.Pointer[network.Conn]
 }
+
+// writeTimeout bounds one frame's write: a peer that reads nothing for this
+// long is treated as gone, and the frame fails rather than holding the
+// stream (and every frame behind it) for good.
+const writeTimeout = 30 * time.Second
 
 func newStreamWire(h host.Host) *streamWire {
 	return &streamWire{host: h, streams: map[peer.ID]*outStream{}}
@@ -68,13 +76,22 @@ func (w *streamWire) send(ctx context.Context, to peer.ID, frame []byte) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	for attempt := 0; ; attempt++ {
+		if o.s != nil && o.s.Conn().IsClosed() {
+			// The peer went away (and may be back on a new connection):
+			// a write to the old stream could vanish without an error.
+			o.s.Reset()
+			o.s, o.w = nil, nil
+		}
 		if o.s == nil {
 			s, err := w.host.NewStream(network.WithAllowLimitedConn(ctx, string(ProtocolEnvelope)), to, ProtocolEnvelope3, ProtocolEnvelope)
 			if err != nil {
 				return fmt.Errorf("open stream: %w", err)
 			}
 			o.s, o.w = s, bufio.NewWriterSize(s, 32<<10)
+			c := s.Conn()
+			o.conn.Store(&c)
 		}
+		_ = o.s.SetWriteDeadline(time.Now().Add(writeTimeout))
 		err := writeFrame(o.w, frame)
 		if err == nil {
 			err = o.w.Flush()
@@ -90,6 +107,33 @@ func (w *streamWire) send(ctx context.Context, to peer.ID, frame []byte) error {
 	}
 }
 
+// incoming notes that the peer opened a stream on c. If the stream we write
+// to the peer runs on an older connection, that connection is likely dead
+// without knowing it (a peer killed and restarted on UDP sends no close), and
+// a write on it may be blocked: the connection is closed, which fails that
+// write, and the retry opens a stream on the live one. No lock is taken, so
+// a blocked writer cannot hold up the peer's incoming frames.
+func (w *streamWire) incoming(c network.Conn) {
+	o := w.stream(c.RemotePeer())
+	old := o.conn.Load()
+	if old == nil || *old == c || !(*old).Stat().Opened.Before(c.Stat().Opened) {
+		return
+	}
+	_ = (*old).Close()
+}
+
+// forget drops the stream to a peer whose connections all closed, so the
+// next frame opens a new one rather than trusting the old.
+func (w *streamWire) forget(to peer.ID) {
+	o := w.stream(to)
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.s != nil {
+		o.s.Reset()
+		o.s, o.w = nil, nil
+	}
+}
+
 // negotiated opens the stream to a peer if there is none and returns the
 // envelope protocol the peer agreed to.
 func (w *streamWire) negotiated(ctx context.Context, to peer.ID) (protocol.ID, error) {
@@ -102,6 +146,8 @@ func (w *streamWire) negotiated(ctx context.Context, to peer.ID) (protocol.ID, e
 			return "", fmt.Errorf("open stream: %w", err)
 		}
 		o.s, o.w = s, bufio.NewWriterSize(s, 32<<10)
+		c := s.Conn()
+		o.conn.Store(&c)
 	}
 	return o.s.Protocol(), nil
 }
