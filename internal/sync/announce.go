@@ -1,16 +1,29 @@
 // Package sync makes devices that share a namespace converge on its facts
-// (DESIGN §7). This file is the eager half: a device that commits facts in a
-// relational context announces them at once to the context's other
-// participants, over the guard chain (charged to the context's budget, only
-// to its members). The reconciliation half, which finds and ships whatever
-// announcements missed (a device offline, a frame lost), builds on the
-// journal's range aggregate and the rateless IBLT in riblt/.
+// (DESIGN §7).
+//
+// Eager half (announce.go, follow.go): every fact this device writes in a
+// relational context is announced to the context's other members as it
+// commits, over the guard chain, charged to the context's budget.
+//
+// Reconciliation (engine.go, session.go, ranges.go, push.go, wire.go): a
+// session per shared namespace and peer, on every connection, on a timer and
+// on demand. The initiator streams coded symbols of its fact ids (riblt/, a
+// rateless IBLT kept by the journal beside its range aggregate, keyed by a
+// secret only the namespace's members hold); the responder decodes the
+// difference, or asks for range-based reconciliation over the journal's
+// (lamport, id) order when the difference is too large for the sketch or one
+// side is nearly empty. Each side then sends what the other lacks, saying
+// first how many facts it sends, so a session ends by itself; facts received
+// are verified in parallel and group-committed (journal.Receiver). Messages
+// travel in the namespace's context, so only its members take part and the
+// namespace is never named on the wire.
 package sync
 
 import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	stdsync "sync"
 
 	"github.com/libp2p/go-libp2p/core/protocol"
 	"go.uber.org/zap"
@@ -58,7 +71,37 @@ type Announcer struct {
 	t   Transport
 	j   Journal
 	log *zap.Logger
+	// onGap hears of a sender whose announced facts arrived before what
+	// they build on: reconciliation with it fills the gap at once.
+	onGap func(core.DeviceID)
+	// account is this device's account context, whose namespace is the
+	// account's authority namespace, not a context namespace.
+	account   core.ContextID
+	accountNS core.Namespace
+
+	stop context.CancelFunc
+	wg   stdsync.WaitGroup
 }
+
+// SetAccount names this device's account: facts it writes in the
+// account's authority namespace are announced to the account's other
+// devices in the account context (core.AccountContext). Call it before
+// facts flow.
+func (a *Announcer) SetAccount(auth core.AuthorityID) {
+	a.account, a.accountNS = core.AccountContext(auth), core.AuthorityNamespace(auth)
+}
+
+// namespaceOf is the namespace whose facts travel in context c.
+func (a *Announcer) namespaceOf(c core.ContextID) core.Namespace {
+	if c == a.account && a.accountNS.Kind != 0 {
+		return a.accountNS
+	}
+	return core.ContextNamespace(c)
+}
+
+// OnGap sets what hears of announcements that arrived out of order. Call it
+// before facts flow.
+func (a *Announcer) OnGap(fn func(core.DeviceID)) { a.onGap = fn }
 
 // NewAnnouncer registers the announcement protocol with the transport;
 // announcements travel in contact and group contexts only.
@@ -76,7 +119,7 @@ func NewAnnouncer(t Transport, j Journal, authz Allower, log *zap.Logger) *Annou
 // member that cannot be reached now is left to reconciliation; the error
 // says how many were not reached.
 func (a *Announcer) Announce(ctx context.Context, c core.ContextID, facts []*journal.SignedFact) error {
-	ns := core.ContextNamespace(c)
+	ns := a.namespaceOf(c)
 	for _, f := range facts {
 		if f.Namespace != ns {
 			return fmt.Errorf("fact %s is not in context %s: %w", f.ID, c, core.ErrInvalidArgument)
@@ -120,15 +163,22 @@ func (a *Announcer) receive(ctx context.Context, in transport.Incoming) {
 		a.log.Debug("announcement refused", zap.Stringer("from", in.From), zap.Error(err))
 		return
 	}
-	ns := core.ContextNamespace(in.Context)
+	ns := a.namespaceOf(in.Context)
+	gap := false
 	for _, f := range facts {
 		if f.Namespace != ns {
 			a.log.Debug("announced fact outside its context refused", zap.Stringer("from", in.From), zap.Stringer("fact", f.ID))
 			continue
 		}
-		if _, err := a.j.Receive(ctx, in.From, f); err != nil {
+		r, err := a.j.Receive(ctx, in.From, f)
+		if err != nil {
 			a.log.Debug("announced fact refused", zap.Stringer("from", in.From), zap.Stringer("fact", f.ID), zap.Error(err))
+			continue
 		}
+		gap = gap || r.Orphaned
+	}
+	if gap && a.onGap != nil {
+		a.onGap(in.From)
 	}
 }
 

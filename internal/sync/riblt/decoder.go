@@ -24,6 +24,7 @@ type Decoder struct {
 	nonzero    int      // how many of syms are non-zero
 	nLocal     int64    // set sizes, from symbol 0
 	nRemote    int64
+	spread     float64 // spreadTerm summed over symbols 1.., before peeling (EstimateDifference)
 
 	seen       map[[32]byte]struct{}
 	localOnly  [][32]byte
@@ -99,6 +100,9 @@ func (d *Decoder) Add(remote Batch, local []Symbol) error {
 		xor32(&s.Sum, &r.Sum)
 		s.Hash ^= r.Hash
 		s.Count -= r.Count
+		if j > 0 {
+			d.spread += spreadTerm(j, s.Count, d.nLocal-d.nRemote)
+		}
 		// Remove the ids already peeled that map here.
 		for len(d.pending) > 0 && d.pending[0].m.idx == j {
 			p := &d.pending[0]
