@@ -24,7 +24,29 @@ const (
 	maxCodeLen      = 4096
 )
 
-const tagCode core.Tag = "aura/invitation/code/v1"
+const (
+	tagCode       core.Tag = "aura/invitation/code/v1"
+	tagDeviceCode core.Tag = "aura/invitation/device-code/v1"
+)
+
+// DeviceCodePrefix starts every device invitation code (the enrollment of a
+// device into an account, internal/account).
+const DeviceCodePrefix = "aura-device1-"
+
+// CodeKind tells the codes of different ceremonies apart: each kind has its
+// own prefix and its own signature tag, so a contact code pasted where a
+// device code is expected is refused as one, and no code's signature can be
+// taken for another kind's.
+type CodeKind struct {
+	prefix string
+	tag    core.Tag
+}
+
+// ContactCode is the kind of contact invitation codes.
+func ContactCode() CodeKind { return CodeKind{prefix: CodePrefix, tag: tagCode} }
+
+// DeviceCode is the kind of device invitation codes.
+func DeviceCode() CodeKind { return CodeKind{prefix: DeviceCodePrefix, tag: tagDeviceCode} }
 
 // Errors a code is refused with. Each says what is wrong with the code the
 // person pasted, not what the decoder tripped on.
@@ -83,34 +105,45 @@ func (iv *Invitation) signed() []byte {
 	return w.b
 }
 
-func (iv *Invitation) digest() []byte {
-	h := core.TaggedHash(tagCode, iv.signed())
+func (iv *Invitation) digest(k CodeKind) []byte {
+	h := core.TaggedHash(k.tag, iv.signed())
 	return h[:]
 }
 
-// Sign signs the invitation with the inviter's device key.
-func (iv *Invitation) Sign(key ed25519.PrivateKey) error {
+// Sign signs the invitation, as a contact invitation, with the inviter's
+// device key.
+func (iv *Invitation) Sign(key ed25519.PrivateKey) error { return iv.SignAs(ContactCode(), key) }
+
+// SignAs signs the invitation as a code of kind k.
+func (iv *Invitation) SignAs(k CodeKind, key ed25519.PrivateKey) error {
 	if err := iv.check(); err != nil {
 		return err
 	}
-	copy(iv.Signature[:], ed25519.Sign(key, iv.digest()))
+	copy(iv.Signature[:], ed25519.Sign(key, iv.digest(k)))
 	return nil
 }
 
-// Code is the invitation as one line of text.
-func (iv *Invitation) Code() string {
+// Code is the contact invitation as one line of text.
+func (iv *Invitation) Code() string { return iv.CodeAs(ContactCode()) }
+
+// CodeAs is the invitation as one line of text of kind k (signed with SignAs
+// of the same kind).
+func (iv *Invitation) CodeAs(k CodeKind) string {
 	b := append(iv.signed(), iv.Signature[:]...)
-	return CodePrefix + base64.RawURLEncoding.EncodeToString(b)
+	return k.prefix + base64.RawURLEncoding.EncodeToString(b)
 }
 
-// ParseCode decodes a code and checks its signature; it does not check
-// expiry (see Expired), so that a late code is refused by name.
-func ParseCode(code string) (*Invitation, error) {
+// ParseCode decodes a contact code and checks its signature; it does not
+// check expiry (see Expired), so that a late code is refused by name.
+func ParseCode(code string) (*Invitation, error) { return ParseCodeAs(ContactCode(), code) }
+
+// ParseCodeAs decodes a code of kind k and checks its signature.
+func ParseCodeAs(k CodeKind, code string) (*Invitation, error) {
 	code = strings.TrimSpace(code)
-	if !strings.HasPrefix(code, CodePrefix) || len(code) > maxCodeLen {
-		return nil, fmt.Errorf("want a code starting %q: %w", CodePrefix, ErrCodeMalformed)
+	if !strings.HasPrefix(code, k.prefix) || len(code) > maxCodeLen {
+		return nil, fmt.Errorf("want a code starting %q: %w", k.prefix, ErrCodeMalformed)
 	}
-	raw, err := base64.RawURLEncoding.DecodeString(code[len(CodePrefix):])
+	raw, err := base64.RawURLEncoding.DecodeString(code[len(k.prefix):])
 	if err != nil {
 		return nil, ErrCodeMalformed
 	}
@@ -118,7 +151,7 @@ func ParseCode(code string) (*Invitation, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w (%w)", ErrCodeMalformed, err)
 	}
-	if !ed25519.Verify(iv.Inviter.PublicKey(), iv.digest(), iv.Signature[:]) {
+	if !ed25519.Verify(iv.Inviter.PublicKey(), iv.digest(k), iv.Signature[:]) {
 		return nil, ErrCodeForged
 	}
 	return iv, nil

@@ -172,7 +172,7 @@ func TestInvitationLimits(t *testing.T) {
 			}
 			// ...and one made by hand, validly signed, is refused too.
 			body := v.signed()
-			code := codeOf(append(body, ed25519.Sign(key, v.digest())...))
+			code := codeOf(append(body, ed25519.Sign(key, v.digest(ContactCode()))...))
 			if _, err := ParseCode(code); !errors.Is(err, ErrCodeMalformed) {
 				t.Fatalf("ParseCode = %v, want ErrCodeMalformed", err)
 			}
@@ -277,5 +277,29 @@ func TestLongAbortDetailIsClipped(t *testing.T) {
 	r := &Record{State: CeremonyAborted, Detail: long}
 	if _, err := decodeRecord(r.encode()); err != nil {
 		t.Fatalf("a record with a long detail does not decode: %v", err)
+	}
+}
+
+// A code of one kind is refused by the other kind's parser, by prefix and
+// by signature tag: the prefix alone swapped does not make it the other.
+func TestCodeKinds(t *testing.T) {
+	key := seededKey(1)
+	iv := sampleInvitation(t, key, 1, "")
+	device := *iv
+	if err := device.SignAs(DeviceCode(), key); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := ParseCodeAs(DeviceCode(), device.CodeAs(DeviceCode())); err != nil || got.ID != iv.ID {
+		t.Fatalf("device code round trip: %v", err)
+	}
+	if _, err := ParseCodeAs(DeviceCode(), iv.Code()); !errors.Is(err, ErrCodeMalformed) {
+		t.Errorf("contact code as a device code: %v", err)
+	}
+	if _, err := ParseCode(device.CodeAs(DeviceCode())); !errors.Is(err, ErrCodeMalformed) {
+		t.Errorf("device code as a contact code: %v", err)
+	}
+	relabelled := DeviceCodePrefix + strings.TrimPrefix(iv.Code(), CodePrefix)
+	if _, err := ParseCodeAs(DeviceCode(), relabelled); !errors.Is(err, ErrCodeForged) {
+		t.Errorf("contact code relabelled as a device code: %v", err)
 	}
 }

@@ -43,3 +43,10 @@ func LinkContext(a, b DeviceID) ContextID {
 	}
 	return ContextID(TaggedHash(TagLink, a[:], b[:]))
 }
+
+// AccountContext is the context an account's devices share among themselves:
+// the sync of the account's authority namespace is charged to it, and its
+// members are the authority namespace's.
+func AccountContext(a AuthorityID) ContextID {
+	return ContextID(TaggedHash(TagAccountContext, a[:]))
+}

@@ -15,7 +15,8 @@ const (
 	TagFact             Tag = "aura/fact/v1"
 	TagAuthorityGenesis Tag = "aura/authority/genesis/v1"
 	TagContextGenesis   Tag = "aura/context/genesis/v1"
-	TagLink             Tag = "aura/link/v1" // LinkContext
+	TagLink             Tag = "aura/link/v1"            // LinkContext
+	TagAccountContext   Tag = "aura/account/context/v1" // AccountContext
 )
 
 // Hash is a 32-byte SHA-256 digest.
