@@ -14,6 +14,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -229,6 +230,50 @@ func benchAppendConcurrent(b *testing.B, clients, nconns int) {
 	}
 	reportRate(b, "facts/s")
 	reportLatency(b, slices.Concat(lats...))
+}
+
+// BenchmarkAppendFactsStream: one client streaming b.N durable appends of
+// 200-byte payloads over AppendFacts, sending without waiting while it reads
+// the acknowledgements, which come in order, each once its fact is durable.
+func BenchmarkAppendFactsStream(b *testing.B) {
+	bn := startNodeB(b)
+	conn := dialN(b, bn.sock, 1)[0]
+	js := journalv1.NewJournalServiceClient(conn)
+	req := &journalv1.AppendFactsRequest{TypeId: factType, Payload: payload(b)}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	b.ResetTimer()
+	s, err := js.AppendFacts(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	sent := make(chan error, 1)
+	go func() {
+		for range b.N {
+			if err := s.Send(req); err != nil {
+				sent <- err
+				return
+			}
+		}
+		sent <- s.CloseSend()
+	}()
+	for i := range b.N {
+		ack, err := s.Recv()
+		if err != nil {
+			b.Fatalf("ack %d: %v", i, err)
+		}
+		if ack.GetIndex() != uint64(i) {
+			b.Fatalf("ack %d has index %d", i, ack.GetIndex())
+		}
+	}
+	if _, err := s.Recv(); !errors.Is(err, io.EOF) {
+		b.Fatalf("after the last ack: %v", err)
+	}
+	b.StopTimer()
+	if err := <-sent; err != nil {
+		b.Fatal(err)
+	}
+	reportRate(b, "facts/s")
 }
 
 // counterFixture is a node holding one counter object with counterIncrs

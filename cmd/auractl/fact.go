@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/hex"
 	"errors"
@@ -43,19 +44,38 @@ func newFactAppendCmd(a *app) *cobra.Command {
 		payload   string
 		namespace string
 		schema    uint32
+		lines     bool
 	)
 	cmd := &cobra.Command{
-		Use:   "append --type T --payload STRING|@FILE|-",
-		Short: "Sign a new fact as this device and append it; prints its id",
+		Use:   "append --type T --payload STRING|@FILE|- [--lines]",
+		Short: "Sign a new fact (or one a line) as this device and append it; prints its id",
 		Long: `Sign a new fact as this device and append it to the journal. The command
 returns once the fact is durable and prints its id.
 
 --payload takes the bytes literally, or from a file with @FILE, or from stdin
-with -. Without --namespace the fact goes to this device's authority namespace.`,
+with -. Without --namespace the fact goes to this device's authority namespace.
+
+With --lines, each line of the payload (usually - or @FILE) is the payload of
+a fact of its own, all with the same --type, --namespace and
+--schema-version. A line ends at LF, which is not part of the payload, nor is
+a CR before it; an empty line is a fact with an empty payload. The facts are
+streamed to aurad in order and each is printed once it is durable: its id, or
+with -o json one line of JSON (index counts lines from 0). At the first fact
+that fails, the command stops with an error naming its line: every line
+before it was appended, none after it. --timeout does not apply.`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if !utf8.ValidString(typeID) || !utf8.ValidString(namespace) {
 				return usagef("--type and --namespace must be valid UTF-8")
+			}
+			if lines {
+				r, name, closeFn, err := openPayload(payload, a.in)
+				if err != nil {
+					return err
+				}
+				defer closeFn()
+				tmpl := &journalv1.AppendFactsRequest{Namespace: namespace, TypeId: typeID, SchemaVersion: schema}
+				return appendLines(cmd.Context(), a, r, name, tmpl)
 			}
 			body, err := readPayload(payload, a.in)
 			if err != nil {
@@ -84,6 +104,7 @@ with -. Without --namespace the fact goes to this device's authority namespace.`
 	f.StringVar(&payload, "payload", "", "payload: a literal string, @FILE to read a file, - to read stdin (required)")
 	f.StringVar(&namespace, "namespace", "", "namespace (default: this device's authority namespace)")
 	f.Uint32Var(&schema, "schema-version", 0, "schema version of the payload; 0 leaves it unset")
+	f.BoolVar(&lines, "lines", false, "append one fact per line of the payload")
 	_ = cmd.MarkFlagRequired("type")
 	_ = cmd.MarkFlagRequired("payload")
 	return cmd
@@ -92,28 +113,118 @@ with -. Without --namespace the fact goes to this device's authority namespace.`
 // readPayload resolves --payload: "-" is stdin, "@path" a file, anything else
 // the bytes of the argument itself.
 func readPayload(arg string, stdin io.Reader) ([]byte, error) {
+	r, name, closeFn, err := openPayload(arg, stdin)
+	if err != nil {
+		return nil, err
+	}
+	defer closeFn()
+	return readLimited(r, name)
+}
+
+// openPayload opens what --payload names and says what to call it in errors.
+func openPayload(arg string, stdin io.Reader) (r io.Reader, name string, closeFn func(), err error) {
 	switch {
 	case arg == "-":
-		return readLimited(stdin, "stdin")
+		return stdin, "stdin", func() {}, nil
 	case strings.HasPrefix(arg, "@"):
 		path := arg[1:]
 		if path == "" {
-			return nil, usagef("--payload @ needs a file name, as in @payload.bin")
+			return nil, "", nil, usagef("--payload @ needs a file name, as in @payload.bin")
 		}
 		f, err := os.Open(path)
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) {
 				// The command line names a file we cannot use: the user's
 				// mistake, not the daemon's.
-				return nil, usageError{fmt.Errorf("payload file: %w", err)}
+				return nil, "", nil, usageError{fmt.Errorf("payload file: %w", err)}
 			}
-			return nil, fmt.Errorf("payload file: %w", err)
+			return nil, "", nil, fmt.Errorf("payload file: %w", err)
 		}
-		defer f.Close()
-		return readLimited(f, path)
+		return f, path, func() { f.Close() }, nil
 	default:
-		return []byte(arg), nil
+		return strings.NewReader(arg), "--payload", func() {}, nil
 	}
+}
+
+// appendLines appends each line of r as a fact over one AppendFacts stream:
+// a goroutine sends the lines while this one prints the acknowledgements,
+// so that aurad has many facts in flight and commits them together.
+func appendLines(ctx context.Context, a *app, r io.Reader, name string, tmpl *journalv1.AppendFactsRequest) error {
+	conn, err := a.dial()
+	if err != nil {
+		return err
+	}
+	// Cancelling on return ends the stream, and with it the sender, when
+	// we stop early.
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	s, err := journalv1.NewJournalServiceClient(conn).AppendFacts(sctx)
+	if err != nil {
+		return a.rpcError(ctx, err)
+	}
+	sent := make(chan error, 1)
+	go func() { sent <- sendLines(s, r, name, tmpl) }()
+	p := a.printer()
+	acked := 0
+	for {
+		ack, err := s.Recv()
+		if errors.Is(err, io.EOF) {
+			// aurad ends the stream well only once we closed our side:
+			// every line read was acknowledged, and sent says whether
+			// reading stopped early.
+			return <-sent
+		}
+		if err != nil {
+			return lineError(a.rpcError(ctx, err), acked)
+		}
+		acked++
+		if err := p.streamed(ack, func(w io.Writer) error {
+			_, err := fmt.Fprintln(w, ack.GetId())
+			return err
+		}); err != nil {
+			return err
+		}
+	}
+}
+
+// sendLines sends one request a line of r and closes the sending side. Its
+// error is for reading r; a failed Send means the stream ended, which Recv
+// reports.
+func sendLines(s grpc.BidiStreamingClient[journalv1.AppendFactsRequest, journalv1.AppendFactsResponse], r io.Reader, name string, tmpl *journalv1.AppendFactsRequest) error {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 64<<10), maxPayloadRead)
+	line := 0
+	for sc.Scan() {
+		line++
+		// Send encodes the request before it returns, so the scanner may
+		// reuse its buffer for the next line.
+		req := &journalv1.AppendFactsRequest{
+			Namespace: tmpl.Namespace, TypeId: tmpl.TypeId, SchemaVersion: tmpl.SchemaVersion, Payload: sc.Bytes(),
+		}
+		if err := s.Send(req); err != nil {
+			return nil
+		}
+	}
+	_ = s.CloseSend()
+	if err := sc.Err(); err != nil {
+		if errors.Is(err, bufio.ErrTooLong) {
+			return status.Errorf(codes.InvalidArgument, "line %d of %s is over %d bytes", line+1, name, maxPayloadRead)
+		}
+		return fmt.Errorf("read %s after line %d: %w", name, line, err)
+	}
+	return nil
+}
+
+// lineError names the line whose fact ended the stream: the first one not
+// acknowledged, since aurad acknowledges in order. aurad's own "fact N: "
+// (N counting from 0) gives way to the line number.
+func lineError(err error, acked int) error {
+	st, ok := grpcStatus(err)
+	if !ok {
+		return err
+	}
+	msg := strings.TrimPrefix(st.Message(), fmt.Sprintf("fact %d: ", acked))
+	return status.Errorf(st.Code(), "line %d: %s", acked+1, msg)
 }
 
 func readLimited(r io.Reader, name string) ([]byte, error) {

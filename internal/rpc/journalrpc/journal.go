@@ -3,10 +3,13 @@ package journalrpc
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"strings"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	journalv1 "github.com/aura-p2p/aura/api/proto/aura/journal/v1"
@@ -18,6 +21,7 @@ import (
 // Journal is what the service needs from the fact store.
 type Journal interface {
 	AppendLocal(ctx context.Context, signer journal.Signer, d journal.Draft) (*journal.SignedFact, journal.Committed, error)
+	NewLocalStream(signer journal.Signer) *journal.LocalStream
 	Get(ctx context.Context, id core.FactID) (journal.StoredFact, error)
 	FactIDsWithPrefix(ctx context.Context, prefix string, limit int) ([]core.FactID, error)
 	List(ctx context.Context, q journal.ListQuery) ([]journal.StoredFact, string, error)
@@ -43,10 +47,11 @@ func (s *Service) Register(g *grpc.Server) { journalv1.RegisterJournalServiceSer
 // Permissions of the service's methods.
 func Permissions() rpc.Permissions {
 	return rpc.Permissions{
-		journalv1.JournalService_AppendFact_FullMethodName: rpc.Write,
-		journalv1.JournalService_GetFact_FullMethodName:    rpc.Read,
-		journalv1.JournalService_ListFacts_FullMethodName:  rpc.Read,
-		journalv1.JournalService_WatchFacts_FullMethodName: rpc.Read,
+		journalv1.JournalService_AppendFact_FullMethodName:  rpc.Write,
+		journalv1.JournalService_AppendFacts_FullMethodName: rpc.Write,
+		journalv1.JournalService_GetFact_FullMethodName:     rpc.Read,
+		journalv1.JournalService_ListFacts_FullMethodName:   rpc.Read,
+		journalv1.JournalService_WatchFacts_FullMethodName:  rpc.Read,
 	}
 }
 
@@ -66,21 +71,126 @@ func optionalNamespace(s string) (*core.Namespace, error) {
 	return &ns, err
 }
 
-func (s *Service) AppendFact(ctx context.Context, req *journalv1.AppendFactRequest) (*journalv1.AppendFactResponse, error) {
+// appendRequest is what AppendFact and each message of AppendFacts carry.
+type appendRequest interface {
+	GetNamespace() string
+	GetTypeId() string
+	GetSchemaVersion() uint32
+	GetPayload() []byte
+}
+
+// draft checks what the journal cannot: the namespace's syntax and that
+// genesis facts are aurad's own.
+func (s *Service) draft(req appendRequest) (journal.Draft, error) {
 	ns, err := ParseNamespace(req.GetNamespace(), s.defaultNS)
 	if err != nil {
-		return nil, err
+		return journal.Draft{}, err
 	}
 	if req.GetTypeId() == journal.TypeGenesis {
-		return nil, fmt.Errorf("genesis facts are made by aurad, not appended: %w", core.ErrInvalidArgument)
+		return journal.Draft{}, fmt.Errorf("genesis facts are made by aurad, not appended: %w", core.ErrInvalidArgument)
 	}
-	_, c, err := s.j.AppendLocal(ctx, s.signer, journal.Draft{
+	return journal.Draft{
 		Namespace: ns, TypeID: req.GetTypeId(), SchemaVersion: req.GetSchemaVersion(), Payload: req.GetPayload(),
-	})
+	}, nil
+}
+
+func (s *Service) AppendFact(ctx context.Context, req *journalv1.AppendFactRequest) (*journalv1.AppendFactResponse, error) {
+	d, err := s.draft(req)
 	if err != nil {
 		return nil, err
 	}
-	return &journalv1.AppendFactResponse{Id: c.ID.String(), Namespace: ns.String(), Lamport: c.Lamport, Seq: c.Seq}, nil
+	_, c, err := s.j.AppendLocal(ctx, s.signer, d)
+	if err != nil {
+		return nil, err
+	}
+	return &journalv1.AppendFactResponse{Id: c.ID.String(), Namespace: d.Namespace.String(), Lamport: c.Lamport, Seq: c.Seq}, nil
+}
+
+// appendWindow bounds the facts of one AppendFacts stream between being read
+// and being acknowledged: as many as the journal's queue holds, so that one
+// stream alone can fill a group commit while the previous one syncs. Each
+// costs about a kilobyte until acknowledged.
+const appendWindow = 1024
+
+// streamedFact is a fact of an AppendFacts stream on its way to the journal,
+// or the error that ends the stream at it.
+type streamedFact struct {
+	index uint64
+	p     *journal.LocalPending
+	err   error
+}
+
+// AppendFacts reads facts and hands each to the journal at once (readFacts),
+// while this goroutine acknowledges them in order as they become durable.
+func (s *Service) AppendFacts(stream grpc.BidiStreamingServer[journalv1.AppendFactsRequest, journalv1.AppendFactsResponse]) error {
+	ctx, cancel := context.WithCancel(stream.Context())
+	// Ends the reader's wait for room and the journal's work on facts not
+	// yet queued; a Recv the reader is blocked in ends when we return.
+	defer cancel()
+	facts := make(chan streamedFact, appendWindow)
+	go s.readFacts(ctx, stream, s.j.NewLocalStream(s.signer), facts)
+	for {
+		var f streamedFact
+		var ok bool
+		select {
+		case f, ok = <-facts:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if !ok {
+			return nil
+		}
+		if f.err != nil {
+			return factError(f.index, f.err)
+		}
+		c, err := f.p.Wait(ctx)
+		if err != nil {
+			return factError(f.index, err)
+		}
+		if err := stream.Send(&journalv1.AppendFactsResponse{
+			Index: f.index, Id: c.ID.String(), Namespace: c.Namespace.String(), Lamport: c.Lamport, Seq: c.Seq,
+		}); err != nil {
+			return err
+		}
+	}
+}
+
+// readFacts passes each request on as a streamedFact, in order, and closes
+// facts at the end of the client's stream. It stops at the first request
+// that fails: the journal queues nothing after a fact it refused, and
+// nothing is read after one refused here.
+func (s *Service) readFacts(ctx context.Context, stream grpc.BidiStreamingServer[journalv1.AppendFactsRequest, journalv1.AppendFactsResponse], ls *journal.LocalStream, facts chan<- streamedFact) {
+	for i := uint64(0); ; i++ {
+		req, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			close(facts)
+			return
+		}
+		f := streamedFact{index: i, err: err}
+		if err == nil {
+			var d journal.Draft
+			if d, f.err = s.draft(req); f.err == nil {
+				f.p = ls.Add(ctx, d)
+			}
+		}
+		select {
+		case facts <- f:
+		case <-ctx.Done():
+			return
+		}
+		if f.err != nil {
+			return
+		}
+	}
+}
+
+// factError says which fact of the stream failed: "fact N: " leads the
+// message, N counting from 0, and the code is the failure's own.
+func factError(index uint64, err error) error {
+	if st, ok := status.FromError(err); ok {
+		return status.Errorf(st.Code(), "fact %d: %s", index, st.Message())
+	}
+	return fmt.Errorf("fact %d: %w", index, err)
 }
 
 func (s *Service) GetFact(ctx context.Context, req *journalv1.GetFactRequest) (*journalv1.GetFactResponse, error) {

@@ -32,6 +32,10 @@ func (f *fakeJournal) AppendLocal(_ context.Context, _ journal.Signer, d journal
 	return &journal.SignedFact{}, journal.Committed{Lamport: 1, Seq: 2}, nil
 }
 
+// NewLocalStream serves AppendFacts, which is tested against the real
+// journal (stream_test.go) since its point is how facts reach the writer.
+func (f *fakeJournal) NewLocalStream(journal.Signer) *journal.LocalStream { return nil }
+
 func (f *fakeJournal) Get(context.Context, core.FactID) (journal.StoredFact, error) {
 	f.calls++
 	return journal.StoredFact{}, f.err

@@ -429,6 +429,154 @@ func (x *AppendFactResponse) GetSeq() uint64 {
 	return 0
 }
 
+// AppendFactsRequest is one fact of an AppendFacts stream, as AppendFactRequest.
+type AppendFactsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Defaults to this device's authority namespace.
+	Namespace     string `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	TypeId        string `protobuf:"bytes,2,opt,name=type_id,json=typeId,proto3" json:"type_id,omitempty"`
+	SchemaVersion uint32 `protobuf:"varint,3,opt,name=schema_version,json=schemaVersion,proto3" json:"schema_version,omitempty"`
+	Payload       []byte `protobuf:"bytes,4,opt,name=payload,proto3" json:"payload,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AppendFactsRequest) Reset() {
+	*x = AppendFactsRequest{}
+	mi := &file_aura_journal_v1_journal_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AppendFactsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AppendFactsRequest) ProtoMessage() {}
+
+func (x *AppendFactsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_aura_journal_v1_journal_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AppendFactsRequest.ProtoReflect.Descriptor instead.
+func (*AppendFactsRequest) Descriptor() ([]byte, []int) {
+	return file_aura_journal_v1_journal_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *AppendFactsRequest) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *AppendFactsRequest) GetTypeId() string {
+	if x != nil {
+		return x.TypeId
+	}
+	return ""
+}
+
+func (x *AppendFactsRequest) GetSchemaVersion() uint32 {
+	if x != nil {
+		return x.SchemaVersion
+	}
+	return 0
+}
+
+func (x *AppendFactsRequest) GetPayload() []byte {
+	if x != nil {
+		return x.Payload
+	}
+	return nil
+}
+
+// AppendFactsResponse acknowledges one durable fact of an AppendFacts stream.
+type AppendFactsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Position of the fact in the request stream, from 0.
+	Index         uint64 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	Id            string `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	Namespace     string `protobuf:"bytes,3,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	Lamport       uint64 `protobuf:"varint,4,opt,name=lamport,proto3" json:"lamport,omitempty"`
+	Seq           uint64 `protobuf:"varint,5,opt,name=seq,proto3" json:"seq,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AppendFactsResponse) Reset() {
+	*x = AppendFactsResponse{}
+	mi := &file_aura_journal_v1_journal_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AppendFactsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AppendFactsResponse) ProtoMessage() {}
+
+func (x *AppendFactsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_aura_journal_v1_journal_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AppendFactsResponse.ProtoReflect.Descriptor instead.
+func (*AppendFactsResponse) Descriptor() ([]byte, []int) {
+	return file_aura_journal_v1_journal_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *AppendFactsResponse) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *AppendFactsResponse) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *AppendFactsResponse) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *AppendFactsResponse) GetLamport() uint64 {
+	if x != nil {
+		return x.Lamport
+	}
+	return 0
+}
+
+func (x *AppendFactsResponse) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
 type GetFactRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -438,7 +586,7 @@ type GetFactRequest struct {
 
 func (x *GetFactRequest) Reset() {
 	*x = GetFactRequest{}
-	mi := &file_aura_journal_v1_journal_proto_msgTypes[5]
+	mi := &file_aura_journal_v1_journal_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -450,7 +598,7 @@ func (x *GetFactRequest) String() string {
 func (*GetFactRequest) ProtoMessage() {}
 
 func (x *GetFactRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_aura_journal_v1_journal_proto_msgTypes[5]
+	mi := &file_aura_journal_v1_journal_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -463,7 +611,7 @@ func (x *GetFactRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetFactRequest.ProtoReflect.Descriptor instead.
 func (*GetFactRequest) Descriptor() ([]byte, []int) {
-	return file_aura_journal_v1_journal_proto_rawDescGZIP(), []int{5}
+	return file_aura_journal_v1_journal_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *GetFactRequest) GetId() string {
@@ -482,7 +630,7 @@ type GetFactResponse struct {
 
 func (x *GetFactResponse) Reset() {
 	*x = GetFactResponse{}
-	mi := &file_aura_journal_v1_journal_proto_msgTypes[6]
+	mi := &file_aura_journal_v1_journal_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -494,7 +642,7 @@ func (x *GetFactResponse) String() string {
 func (*GetFactResponse) ProtoMessage() {}
 
 func (x *GetFactResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_aura_journal_v1_journal_proto_msgTypes[6]
+	mi := &file_aura_journal_v1_journal_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -507,7 +655,7 @@ func (x *GetFactResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetFactResponse.ProtoReflect.Descriptor instead.
 func (*GetFactResponse) Descriptor() ([]byte, []int) {
-	return file_aura_journal_v1_journal_proto_rawDescGZIP(), []int{6}
+	return file_aura_journal_v1_journal_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *GetFactResponse) GetFact() *Fact {
@@ -532,7 +680,7 @@ type ListFactsRequest struct {
 
 func (x *ListFactsRequest) Reset() {
 	*x = ListFactsRequest{}
-	mi := &file_aura_journal_v1_journal_proto_msgTypes[7]
+	mi := &file_aura_journal_v1_journal_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -544,7 +692,7 @@ func (x *ListFactsRequest) String() string {
 func (*ListFactsRequest) ProtoMessage() {}
 
 func (x *ListFactsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_aura_journal_v1_journal_proto_msgTypes[7]
+	mi := &file_aura_journal_v1_journal_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -557,7 +705,7 @@ func (x *ListFactsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFactsRequest.ProtoReflect.Descriptor instead.
 func (*ListFactsRequest) Descriptor() ([]byte, []int) {
-	return file_aura_journal_v1_journal_proto_rawDescGZIP(), []int{7}
+	return file_aura_journal_v1_journal_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ListFactsRequest) GetNamespace() string {
@@ -599,7 +747,7 @@ type ListFactsResponse struct {
 
 func (x *ListFactsResponse) Reset() {
 	*x = ListFactsResponse{}
-	mi := &file_aura_journal_v1_journal_proto_msgTypes[8]
+	mi := &file_aura_journal_v1_journal_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -611,7 +759,7 @@ func (x *ListFactsResponse) String() string {
 func (*ListFactsResponse) ProtoMessage() {}
 
 func (x *ListFactsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_aura_journal_v1_journal_proto_msgTypes[8]
+	mi := &file_aura_journal_v1_journal_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -624,7 +772,7 @@ func (x *ListFactsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFactsResponse.ProtoReflect.Descriptor instead.
 func (*ListFactsResponse) Descriptor() ([]byte, []int) {
-	return file_aura_journal_v1_journal_proto_rawDescGZIP(), []int{8}
+	return file_aura_journal_v1_journal_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ListFactsResponse) GetFacts() []*Fact {
@@ -655,7 +803,7 @@ type WatchFactsRequest struct {
 
 func (x *WatchFactsRequest) Reset() {
 	*x = WatchFactsRequest{}
-	mi := &file_aura_journal_v1_journal_proto_msgTypes[9]
+	mi := &file_aura_journal_v1_journal_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -667,7 +815,7 @@ func (x *WatchFactsRequest) String() string {
 func (*WatchFactsRequest) ProtoMessage() {}
 
 func (x *WatchFactsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_aura_journal_v1_journal_proto_msgTypes[9]
+	mi := &file_aura_journal_v1_journal_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -680,7 +828,7 @@ func (x *WatchFactsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchFactsRequest.ProtoReflect.Descriptor instead.
 func (*WatchFactsRequest) Descriptor() ([]byte, []int) {
-	return file_aura_journal_v1_journal_proto_rawDescGZIP(), []int{9}
+	return file_aura_journal_v1_journal_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *WatchFactsRequest) GetNamespace() string {
@@ -720,7 +868,7 @@ type WatchFactsResponse struct {
 
 func (x *WatchFactsResponse) Reset() {
 	*x = WatchFactsResponse{}
-	mi := &file_aura_journal_v1_journal_proto_msgTypes[10]
+	mi := &file_aura_journal_v1_journal_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -732,7 +880,7 @@ func (x *WatchFactsResponse) String() string {
 func (*WatchFactsResponse) ProtoMessage() {}
 
 func (x *WatchFactsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_aura_journal_v1_journal_proto_msgTypes[10]
+	mi := &file_aura_journal_v1_journal_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -745,7 +893,7 @@ func (x *WatchFactsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchFactsResponse.ProtoReflect.Descriptor instead.
 func (*WatchFactsResponse) Descriptor() ([]byte, []int) {
-	return file_aura_journal_v1_journal_proto_rawDescGZIP(), []int{10}
+	return file_aura_journal_v1_journal_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *WatchFactsResponse) GetFact() *Fact {
@@ -794,7 +942,18 @@ const file_aura_journal_v1_journal_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1c\n" +
 	"\tnamespace\x18\x02 \x01(\tR\tnamespace\x12\x18\n" +
 	"\alamport\x18\x03 \x01(\x04R\alamport\x12\x10\n" +
-	"\x03seq\x18\x04 \x01(\x04R\x03seq\" \n" +
+	"\x03seq\x18\x04 \x01(\x04R\x03seq\"\x8c\x01\n" +
+	"\x12AppendFactsRequest\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x17\n" +
+	"\atype_id\x18\x02 \x01(\tR\x06typeId\x12%\n" +
+	"\x0eschema_version\x18\x03 \x01(\rR\rschemaVersion\x12\x18\n" +
+	"\apayload\x18\x04 \x01(\fR\apayload\"\x85\x01\n" +
+	"\x13AppendFactsResponse\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\x12\x1c\n" +
+	"\tnamespace\x18\x03 \x01(\tR\tnamespace\x12\x18\n" +
+	"\alamport\x18\x04 \x01(\x04R\alamport\x12\x10\n" +
+	"\x03seq\x18\x05 \x01(\x04R\x03seq\" \n" +
 	"\x0eGetFactRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"<\n" +
 	"\x0fGetFactResponse\x12)\n" +
@@ -814,10 +973,11 @@ const file_aura_journal_v1_journal_proto_rawDesc = "" +
 	"\tafter_seq\x18\x03 \x01(\x04R\bafterSeq\x12\x19\n" +
 	"\bfrom_now\x18\x04 \x01(\bR\afromNow\"?\n" +
 	"\x12WatchFactsResponse\x12)\n" +
-	"\x04fact\x18\x01 \x01(\v2\x15.aura.journal.v1.FactR\x04fact2\xe2\x02\n" +
+	"\x04fact\x18\x01 \x01(\v2\x15.aura.journal.v1.FactR\x04fact2\xc0\x03\n" +
 	"\x0eJournalService\x12U\n" +
 	"\n" +
-	"AppendFact\x12\".aura.journal.v1.AppendFactRequest\x1a#.aura.journal.v1.AppendFactResponse\x12L\n" +
+	"AppendFact\x12\".aura.journal.v1.AppendFactRequest\x1a#.aura.journal.v1.AppendFactResponse\x12\\\n" +
+	"\vAppendFacts\x12#.aura.journal.v1.AppendFactsRequest\x1a$.aura.journal.v1.AppendFactsResponse(\x010\x01\x12L\n" +
 	"\aGetFact\x12\x1f.aura.journal.v1.GetFactRequest\x1a .aura.journal.v1.GetFactResponse\x12R\n" +
 	"\tListFacts\x12!.aura.journal.v1.ListFactsRequest\x1a\".aura.journal.v1.ListFactsResponse\x12W\n" +
 	"\n" +
@@ -835,36 +995,40 @@ func file_aura_journal_v1_journal_proto_rawDescGZIP() []byte {
 	return file_aura_journal_v1_journal_proto_rawDescData
 }
 
-var file_aura_journal_v1_journal_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_aura_journal_v1_journal_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_aura_journal_v1_journal_proto_goTypes = []any{
 	(*FactBody)(nil),              // 0: aura.journal.v1.FactBody
 	(*SignedFact)(nil),            // 1: aura.journal.v1.SignedFact
 	(*Fact)(nil),                  // 2: aura.journal.v1.Fact
 	(*AppendFactRequest)(nil),     // 3: aura.journal.v1.AppendFactRequest
 	(*AppendFactResponse)(nil),    // 4: aura.journal.v1.AppendFactResponse
-	(*GetFactRequest)(nil),        // 5: aura.journal.v1.GetFactRequest
-	(*GetFactResponse)(nil),       // 6: aura.journal.v1.GetFactResponse
-	(*ListFactsRequest)(nil),      // 7: aura.journal.v1.ListFactsRequest
-	(*ListFactsResponse)(nil),     // 8: aura.journal.v1.ListFactsResponse
-	(*WatchFactsRequest)(nil),     // 9: aura.journal.v1.WatchFactsRequest
-	(*WatchFactsResponse)(nil),    // 10: aura.journal.v1.WatchFactsResponse
-	(*timestamppb.Timestamp)(nil), // 11: google.protobuf.Timestamp
+	(*AppendFactsRequest)(nil),    // 5: aura.journal.v1.AppendFactsRequest
+	(*AppendFactsResponse)(nil),   // 6: aura.journal.v1.AppendFactsResponse
+	(*GetFactRequest)(nil),        // 7: aura.journal.v1.GetFactRequest
+	(*GetFactResponse)(nil),       // 8: aura.journal.v1.GetFactResponse
+	(*ListFactsRequest)(nil),      // 9: aura.journal.v1.ListFactsRequest
+	(*ListFactsResponse)(nil),     // 10: aura.journal.v1.ListFactsResponse
+	(*WatchFactsRequest)(nil),     // 11: aura.journal.v1.WatchFactsRequest
+	(*WatchFactsResponse)(nil),    // 12: aura.journal.v1.WatchFactsResponse
+	(*timestamppb.Timestamp)(nil), // 13: google.protobuf.Timestamp
 }
 var file_aura_journal_v1_journal_proto_depIdxs = []int32{
-	11, // 0: aura.journal.v1.Fact.created_at:type_name -> google.protobuf.Timestamp
+	13, // 0: aura.journal.v1.Fact.created_at:type_name -> google.protobuf.Timestamp
 	2,  // 1: aura.journal.v1.GetFactResponse.fact:type_name -> aura.journal.v1.Fact
 	2,  // 2: aura.journal.v1.ListFactsResponse.facts:type_name -> aura.journal.v1.Fact
 	2,  // 3: aura.journal.v1.WatchFactsResponse.fact:type_name -> aura.journal.v1.Fact
 	3,  // 4: aura.journal.v1.JournalService.AppendFact:input_type -> aura.journal.v1.AppendFactRequest
-	5,  // 5: aura.journal.v1.JournalService.GetFact:input_type -> aura.journal.v1.GetFactRequest
-	7,  // 6: aura.journal.v1.JournalService.ListFacts:input_type -> aura.journal.v1.ListFactsRequest
-	9,  // 7: aura.journal.v1.JournalService.WatchFacts:input_type -> aura.journal.v1.WatchFactsRequest
-	4,  // 8: aura.journal.v1.JournalService.AppendFact:output_type -> aura.journal.v1.AppendFactResponse
-	6,  // 9: aura.journal.v1.JournalService.GetFact:output_type -> aura.journal.v1.GetFactResponse
-	8,  // 10: aura.journal.v1.JournalService.ListFacts:output_type -> aura.journal.v1.ListFactsResponse
-	10, // 11: aura.journal.v1.JournalService.WatchFacts:output_type -> aura.journal.v1.WatchFactsResponse
-	8,  // [8:12] is the sub-list for method output_type
-	4,  // [4:8] is the sub-list for method input_type
+	5,  // 5: aura.journal.v1.JournalService.AppendFacts:input_type -> aura.journal.v1.AppendFactsRequest
+	7,  // 6: aura.journal.v1.JournalService.GetFact:input_type -> aura.journal.v1.GetFactRequest
+	9,  // 7: aura.journal.v1.JournalService.ListFacts:input_type -> aura.journal.v1.ListFactsRequest
+	11, // 8: aura.journal.v1.JournalService.WatchFacts:input_type -> aura.journal.v1.WatchFactsRequest
+	4,  // 9: aura.journal.v1.JournalService.AppendFact:output_type -> aura.journal.v1.AppendFactResponse
+	6,  // 10: aura.journal.v1.JournalService.AppendFacts:output_type -> aura.journal.v1.AppendFactsResponse
+	8,  // 11: aura.journal.v1.JournalService.GetFact:output_type -> aura.journal.v1.GetFactResponse
+	10, // 12: aura.journal.v1.JournalService.ListFacts:output_type -> aura.journal.v1.ListFactsResponse
+	12, // 13: aura.journal.v1.JournalService.WatchFacts:output_type -> aura.journal.v1.WatchFactsResponse
+	9,  // [9:14] is the sub-list for method output_type
+	4,  // [4:9] is the sub-list for method input_type
 	4,  // [4:4] is the sub-list for extension type_name
 	4,  // [4:4] is the sub-list for extension extendee
 	0,  // [0:4] is the sub-list for field type_name
@@ -881,7 +1045,7 @@ func file_aura_journal_v1_journal_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_aura_journal_v1_journal_proto_rawDesc), len(file_aura_journal_v1_journal_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   11,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

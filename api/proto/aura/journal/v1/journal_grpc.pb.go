@@ -19,10 +19,11 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	JournalService_AppendFact_FullMethodName = "/aura.journal.v1.JournalService/AppendFact"
-	JournalService_GetFact_FullMethodName    = "/aura.journal.v1.JournalService/GetFact"
-	JournalService_ListFacts_FullMethodName  = "/aura.journal.v1.JournalService/ListFacts"
-	JournalService_WatchFacts_FullMethodName = "/aura.journal.v1.JournalService/WatchFacts"
+	JournalService_AppendFact_FullMethodName  = "/aura.journal.v1.JournalService/AppendFact"
+	JournalService_AppendFacts_FullMethodName = "/aura.journal.v1.JournalService/AppendFacts"
+	JournalService_GetFact_FullMethodName     = "/aura.journal.v1.JournalService/GetFact"
+	JournalService_ListFacts_FullMethodName   = "/aura.journal.v1.JournalService/ListFacts"
+	JournalService_WatchFacts_FullMethodName  = "/aura.journal.v1.JournalService/WatchFacts"
 )
 
 // JournalServiceClient is the client API for JournalService service.
@@ -33,6 +34,14 @@ const (
 type JournalServiceClient interface {
 	// AppendFact signs a new fact as this device and returns once it is durable.
 	AppendFact(ctx context.Context, in *AppendFactRequest, opts ...grpc.CallOption) (*AppendFactResponse, error)
+	// AppendFacts signs and appends a stream of facts, in the order sent, for
+	// bulk writers. Each fact is acknowledged once it is durable, in that order;
+	// facts in flight share group commits, so a client should keep sending
+	// without waiting for each acknowledgement. The first fact that fails ends
+	// the stream with that fact's status, whose message begins "fact N: " (N
+	// its index from 0); every fact before it has been acknowledged, and none
+	// after it is appended.
+	AppendFacts(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[AppendFactsRequest, AppendFactsResponse], error)
 	// GetFact returns one fact by id.
 	GetFact(ctx context.Context, in *GetFactRequest, opts ...grpc.CallOption) (*GetFactResponse, error)
 	// ListFacts pages through facts, in (lamport, id) order within a namespace,
@@ -60,6 +69,19 @@ func (c *journalServiceClient) AppendFact(ctx context.Context, in *AppendFactReq
 	return out, nil
 }
 
+func (c *journalServiceClient) AppendFacts(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[AppendFactsRequest, AppendFactsResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &JournalService_ServiceDesc.Streams[0], JournalService_AppendFacts_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[AppendFactsRequest, AppendFactsResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type JournalService_AppendFactsClient = grpc.BidiStreamingClient[AppendFactsRequest, AppendFactsResponse]
+
 func (c *journalServiceClient) GetFact(ctx context.Context, in *GetFactRequest, opts ...grpc.CallOption) (*GetFactResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(GetFactResponse)
@@ -82,7 +104,7 @@ func (c *journalServiceClient) ListFacts(ctx context.Context, in *ListFactsReque
 
 func (c *journalServiceClient) WatchFacts(ctx context.Context, in *WatchFactsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchFactsResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	stream, err := c.cc.NewStream(ctx, &JournalService_ServiceDesc.Streams[0], JournalService_WatchFacts_FullMethodName, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &JournalService_ServiceDesc.Streams[1], JournalService_WatchFacts_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -107,6 +129,14 @@ type JournalService_WatchFactsClient = grpc.ServerStreamingClient[WatchFactsResp
 type JournalServiceServer interface {
 	// AppendFact signs a new fact as this device and returns once it is durable.
 	AppendFact(context.Context, *AppendFactRequest) (*AppendFactResponse, error)
+	// AppendFacts signs and appends a stream of facts, in the order sent, for
+	// bulk writers. Each fact is acknowledged once it is durable, in that order;
+	// facts in flight share group commits, so a client should keep sending
+	// without waiting for each acknowledgement. The first fact that fails ends
+	// the stream with that fact's status, whose message begins "fact N: " (N
+	// its index from 0); every fact before it has been acknowledged, and none
+	// after it is appended.
+	AppendFacts(grpc.BidiStreamingServer[AppendFactsRequest, AppendFactsResponse]) error
 	// GetFact returns one fact by id.
 	GetFact(context.Context, *GetFactRequest) (*GetFactResponse, error)
 	// ListFacts pages through facts, in (lamport, id) order within a namespace,
@@ -126,6 +156,9 @@ type UnimplementedJournalServiceServer struct{}
 
 func (UnimplementedJournalServiceServer) AppendFact(context.Context, *AppendFactRequest) (*AppendFactResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method AppendFact not implemented")
+}
+func (UnimplementedJournalServiceServer) AppendFacts(grpc.BidiStreamingServer[AppendFactsRequest, AppendFactsResponse]) error {
+	return status.Error(codes.Unimplemented, "method AppendFacts not implemented")
 }
 func (UnimplementedJournalServiceServer) GetFact(context.Context, *GetFactRequest) (*GetFactResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetFact not implemented")
@@ -174,6 +207,13 @@ func _JournalService_AppendFact_Handler(srv interface{}, ctx context.Context, de
 	}
 	return interceptor(ctx, in, info, handler)
 }
+
+func _JournalService_AppendFacts_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(JournalServiceServer).AppendFacts(&grpc.GenericServerStream[AppendFactsRequest, AppendFactsResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type JournalService_AppendFactsServer = grpc.BidiStreamingServer[AppendFactsRequest, AppendFactsResponse]
 
 func _JournalService_GetFact_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(GetFactRequest)
@@ -243,6 +283,12 @@ var JournalService_ServiceDesc = grpc.ServiceDesc{
 		},
 	},
 	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "AppendFacts",
+			Handler:       _JournalService_AppendFacts_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
 		{
 			StreamName:    "WatchFacts",
 			Handler:       _JournalService_WatchFacts_Handler,
