@@ -56,19 +56,12 @@ type SharedContext struct {
 	Device    core.DeviceID
 }
 
-// Announcer sends facts of a context to its other participants at once
-// (internal/sync), so a shared edge reaches the contact without waiting for
-// reconciliation.
-type Announcer interface {
-	Announce(ctx context.Context, c core.ContextID, facts []*journal.SignedFact) error
-}
-
-// ServiceOptions configure a Service; Clock, Rand and Logger default, and
-// without an Announcer shared edges wait for reconciliation.
+// ServiceOptions configure a Service; Clock, Rand and Logger default. Shared
+// edges reach contacts as sync announces every fact this device writes in a
+// context.
 type ServiceOptions struct {
 	Journal   Journal
 	Contexts  Contexts
-	Announcer Announcer
 	Signer    journal.Signer
 	DeviceKey ed25519.PrivateKey
 	Authority core.AuthorityID
@@ -325,15 +318,8 @@ func (s *Service) SetTrust(ctx context.Context, to core.DeviceID, level Level, s
 	}
 	// Visible at once, not only when the watch catches up.
 	for _, f := range facts {
-		switch {
-		case f.TypeID == TypeTrustEdge:
+		if f.TypeID == TypeTrustEdge {
 			s.see(f.Namespace, e, false)
-		case s.o.Announcer != nil:
-			// The contact sees the edge as soon as it arrives; one that is
-			// offline gets it from reconciliation.
-			if err := s.o.Announcer.Announce(ctx, core.ContextID(f.Namespace.ID), []*journal.SignedFact{f}); err != nil {
-				s.o.Logger.Debug("shared trust edge not announced", zap.Stringer("context", f.Namespace), zap.Error(err))
-			}
 		}
 	}
 	return e, nil

@@ -88,6 +88,10 @@ func (s *Service) ListInvitations(ctx context.Context, _ *ceremonyv1.ListInvitat
 }
 
 func (s *Service) CancelInvitation(ctx context.Context, req *ceremonyv1.CancelInvitationRequest) (*ceremonyv1.CancelInvitationResponse, error) {
+	// What cannot be an id is refused before the invitations are read.
+	if err := rpc.CheckPrefix("invitation", req.GetId()); err != nil {
+		return nil, err
+	}
 	recs, err := s.c.Invitations(ctx)
 	if err != nil {
 		return nil, err
@@ -145,6 +149,9 @@ func (s *Service) ListCeremonies(ctx context.Context, _ *ceremonyv1.ListCeremoni
 }
 
 func (s *Service) GetCeremony(ctx context.Context, req *ceremonyv1.GetCeremonyRequest) (*ceremonyv1.GetCeremonyResponse, error) {
+	if err := rpc.CheckPrefix("ceremony", req.GetId()); err != nil {
+		return nil, err
+	}
 	recs, err := s.c.Records(ctx)
 	if err != nil {
 		return nil, err

@@ -4,6 +4,7 @@ package contextrpc
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 
@@ -73,6 +74,10 @@ func (s *Service) ListContexts(ctx context.Context, _ *contextv1.ListContextsReq
 }
 
 func (s *Service) GetContext(ctx context.Context, req *contextv1.GetContextRequest) (*contextv1.GetContextResponse, error) {
+	id := strings.TrimPrefix(req.GetId(), "context/")
+	if err := rpc.CheckPrefix("context", id); err != nil {
+		return nil, err
+	}
 	cs, err := s.c.Contacts(ctx)
 	if err != nil {
 		return nil, err
@@ -81,7 +86,7 @@ func (s *Service) GetContext(ctx context.Context, req *contextv1.GetContextReque
 	for i, c := range cs {
 		ids[i] = c.Context.String()
 	}
-	i, err := rpc.ResolvePrefix("context", strings.TrimPrefix(req.GetId(), "context/"), ids)
+	i, err := rpc.ResolvePrefix("context", id, ids)
 	if err != nil {
 		return nil, err
 	}
@@ -121,6 +126,9 @@ func (s *Service) ListContacts(ctx context.Context, _ *contextv1.ListContactsReq
 }
 
 func (s *Service) GetContact(ctx context.Context, req *contextv1.GetContactRequest) (*contextv1.GetContactResponse, error) {
+	if err := checkRef(req.GetContact()); err != nil {
+		return nil, err
+	}
 	c, err := s.c.FindContact(ctx, req.GetContact())
 	if err != nil {
 		return nil, err
@@ -129,6 +137,9 @@ func (s *Service) GetContact(ctx context.Context, req *contextv1.GetContactReque
 }
 
 func (s *Service) RenameContact(ctx context.Context, req *contextv1.RenameContactRequest) (*contextv1.RenameContactResponse, error) {
+	if err := checkRef(req.GetContact()); err != nil {
+		return nil, err
+	}
 	c, err := s.c.Rename(ctx, req.GetContact(), req.GetNickname())
 	if err != nil {
 		return nil, err
@@ -137,6 +148,9 @@ func (s *Service) RenameContact(ctx context.Context, req *contextv1.RenameContac
 }
 
 func (s *Service) BlockContact(ctx context.Context, req *contextv1.BlockContactRequest) (*contextv1.BlockContactResponse, error) {
+	if err := checkRef(req.GetContact()); err != nil {
+		return nil, err
+	}
 	c, err := s.c.SetBlocked(ctx, req.GetContact(), true)
 	if err != nil {
 		return nil, err
@@ -145,11 +159,25 @@ func (s *Service) BlockContact(ctx context.Context, req *contextv1.BlockContactR
 }
 
 func (s *Service) UnblockContact(ctx context.Context, req *contextv1.UnblockContactRequest) (*contextv1.UnblockContactResponse, error) {
+	if err := checkRef(req.GetContact()); err != nil {
+		return nil, err
+	}
 	c, err := s.c.SetBlocked(ctx, req.GetContact(), false)
 	if err != nil {
 		return nil, err
 	}
 	return &contextv1.UnblockContactResponse{Contact: contact(c)}, nil
+}
+
+// checkRef refuses an empty contact reference. The contact service matches
+// a reference against nicknames first, and a contact without one has the
+// empty nickname, so "" (or a bare "context/") would name the unnamed
+// contact when there is just one: `contact block ""` would block it.
+func checkRef(ref string) error {
+	if strings.TrimPrefix(ref, "context/") == "" {
+		return fmt.Errorf("no contact given: %w", core.ErrInvalidArgument)
+	}
+	return nil
 }
 
 func contact(c *ceremony.Contact) *contextv1.Contact {

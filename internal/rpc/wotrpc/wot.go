@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc"
@@ -68,12 +69,23 @@ func Permissions() rpc.Permissions {
 	}
 }
 
+// checkRef refuses an empty contact reference. The contact lookup matches a
+// reference against nicknames first, and a contact without one has the empty
+// nickname, so "" (or a bare "context/") would name the unnamed contact
+// when there is just one.
+func checkRef(what, ref string) error {
+	if strings.TrimPrefix(ref, "context/") == "" {
+		return fmt.Errorf("no %s given: %w", what, core.ErrInvalidArgument)
+	}
+	return nil
+}
+
 // device resolves "self", a device id (or peer id), or a contact.
 func (s *Service) device(ctx context.Context, what, ref string) (core.DeviceID, error) {
-	switch {
-	case ref == "":
-		return core.DeviceID{}, fmt.Errorf("no %s given: %w", what, core.ErrInvalidArgument)
-	case ref == "self":
+	if err := checkRef(what, ref); err != nil {
+		return core.DeviceID{}, err
+	}
+	if ref == "self" {
 		return s.self, nil
 	}
 	if d, err := core.ParseDevice(ref); err == nil {
@@ -86,12 +98,13 @@ func (s *Service) device(ctx context.Context, what, ref string) (core.DeviceID, 
 	return d, nil
 }
 
+// level checks the wire's int32 before converting: wot.Level is a byte, so
+// an unknown value such as 256 would otherwise wrap to a valid level.
 func level(l wotv1.TrustLevel) (wot.Level, error) {
-	v := wot.Level(l)
-	if !v.Valid() {
+	if l < 0 || l > wotv1.TrustLevel(wot.LevelFull) {
 		return 0, fmt.Errorf("trust level %d: want none, low, medium, high or full: %w", l, core.ErrInvalidArgument)
 	}
-	return v, nil
+	return wot.Level(l), nil
 }
 
 func hops(h uint32) (int, error) {
@@ -113,17 +126,23 @@ func path(p wot.Path) []string {
 	return out
 }
 
+// SetTrust checks the request's own fields before it looks up any contact.
 func (s *Service) SetTrust(ctx context.Context, req *wotv1.SetTrustRequest) (*wotv1.SetTrustResponse, error) {
-	to, err := s.device(ctx, "trusted device", req.GetTo())
-	if err != nil {
-		return nil, err
-	}
 	l, err := level(req.GetLevel())
 	if err != nil {
 		return nil, err
 	}
 	if req.GetShareAll() && len(req.GetShareWith()) > 0 {
 		return nil, fmt.Errorf("share_with and share_all together: %w", core.ErrInvalidArgument)
+	}
+	for _, ref := range req.GetShareWith() {
+		if err := checkRef("contact to share with", ref); err != nil {
+			return nil, err
+		}
+	}
+	to, err := s.device(ctx, "trusted device", req.GetTo())
+	if err != nil {
+		return nil, err
 	}
 	var share []core.ContextID
 	for _, ref := range req.GetShareWith() {
@@ -153,15 +172,15 @@ func (s *Service) ListTrust(context.Context, *wotv1.ListTrustRequest) (*wotv1.Li
 }
 
 func (s *Service) ComputeTrust(ctx context.Context, req *wotv1.ComputeTrustRequest) (*wotv1.ComputeTrustResponse, error) {
+	h, err := hops(req.GetMaxHops())
+	if err != nil {
+		return nil, err
+	}
 	from, err := s.device(ctx, "from", req.GetFrom())
 	if err != nil {
 		return nil, err
 	}
 	to, err := s.device(ctx, "to", req.GetTo())
-	if err != nil {
-		return nil, err
-	}
-	h, err := hops(req.GetMaxHops())
 	if err != nil {
 		return nil, err
 	}
@@ -170,19 +189,19 @@ func (s *Service) ComputeTrust(ctx context.Context, req *wotv1.ComputeTrustReque
 }
 
 func (s *Service) Authorize(ctx context.Context, req *wotv1.AuthorizeRequest) (*wotv1.AuthorizeResponse, error) {
-	from, err := s.device(ctx, "from", req.GetFrom())
-	if err != nil {
-		return nil, err
-	}
-	to, err := s.device(ctx, "to", req.GetTo())
-	if err != nil {
-		return nil, err
-	}
 	min, err := level(req.GetMinLevel())
 	if err != nil {
 		return nil, err
 	}
 	h, err := hops(req.GetMaxHops())
+	if err != nil {
+		return nil, err
+	}
+	from, err := s.device(ctx, "from", req.GetFrom())
+	if err != nil {
+		return nil, err
+	}
+	to, err := s.device(ctx, "to", req.GetTo())
 	if err != nil {
 		return nil, err
 	}
@@ -195,12 +214,9 @@ func (s *Service) Authorize(ctx context.Context, req *wotv1.AuthorizeRequest) (*
 	return nil, fmt.Errorf("unknown decision: %w", core.ErrInternal)
 }
 
-// grant builds a grant from request fields; an unset expiry is a day.
+// grant builds a grant from request fields; an unset expiry is a day. The
+// holder is looked up last, once the rest of the request is known good.
 func (s *Service) grant(ctx context.Context, holder string, caps []string, scope string, notAfter *timestamppb.Timestamp) (wot.Grant, error) {
-	h, err := s.device(ctx, "holder", holder)
-	if err != nil {
-		return wot.Grant{}, err
-	}
 	cs, err := wot.NewCapabilities(caps...)
 	if err != nil {
 		return wot.Grant{}, err
@@ -224,6 +240,10 @@ func (s *Service) grant(ctx context.Context, holder string, caps []string, scope
 	}
 	if !exp.After(s.t.Now()) {
 		return wot.Grant{}, fmt.Errorf("not_after %s is in the past: %w", exp.UTC().Format(time.RFC3339), core.ErrInvalidArgument)
+	}
+	h, err := s.device(ctx, "holder", holder)
+	if err != nil {
+		return wot.Grant{}, err
 	}
 	return wot.Grant{Holder: h, Caps: cs, Scope: sc, NotAfter: exp.Unix()}, nil
 }
