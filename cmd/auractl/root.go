@@ -104,6 +104,7 @@ func newRootCmd(a *app) *cobra.Command {
   fact                 the signed fact journal: append, get, list, watch
   crdt                 replicated objects (counter, register, set, map)
   peer                 devices aurad talks to: add, rm, list, connect, ping
+  sync                 anti-entropy: reconciliation status per peer, sync now
   budget               flow budgets per context and peer, their receipts, limits
   leakage              metadata leakage charged per observer class
   session              start, list, show and watch sessions of embedded protocols
@@ -114,6 +115,8 @@ func newRootCmd(a *app) *cobra.Command {
   ceremony             list, show and watch contact ceremonies
   contact              contacts: list, show, rename, block, unblock
   context              relational contexts shared with contacts: list, show
+  device               devices of this account: invite a new one, join an account, list, remove
+  tree                 the account's commitment tree: state, ops, group key fingerprint, update
   trust                the web of trust: set, list, show (with evidence)
   cap                  capability tokens: issue, attenuate, inspect, verify, revoke
   backup               consistent snapshot of the journal while aurad runs
@@ -182,6 +185,7 @@ of the aurad group).
 		newChoreoCmd(a),
 		newSessionCmd(a),
 		newPeerCmd(a),
+		newSyncCmd(a),
 		newBudgetCmd(a),
 		newLeakageCmd(a),
 		newStopCmd(a),
@@ -189,6 +193,7 @@ of the aurad group).
 		newVersionCmd(a),
 	)
 	root.AddCommand(newRelationshipCmds(a)...)
+	root.AddCommand(newDeviceCmd(a), newTreeCmd(a))
 	root.AddCommand(newBackupCmd(a), newManCmd(a))
 	// cobra adds its completion command (bash, zsh, fish, powershell) only
 	// once it executes; adding it here puts it in the man pages and lets it

@@ -178,6 +178,28 @@ func (m *Metrics) sourceCollectors() []prometheus.Collector {
 				return nil
 			}})
 	}
+	if s.Sync != nil {
+		facts := desc("sync", "facts_total", "Facts anti-entropy received from (in) and sent to (out) peers since start.", "direction")
+		bytes := desc("sync", "bytes_total", "Bytes of anti-entropy messages received (in) and sent (out) since start.", "direction")
+		refused := desc("sync", "refused_facts_total", "Facts received by anti-entropy that failed verification (bad signature, not a member, invalid).")
+		add(&sourceCollector{m: m, name: "sync", descs: []*prometheus.Desc{facts, bytes, refused},
+			read: func(_ context.Context, ch chan<- prometheus.Metric) error {
+				var t SyncPeer
+				for _, p := range s.Sync() {
+					t.FactsIn += p.FactsIn
+					t.FactsOut += p.FactsOut
+					t.BytesIn += p.BytesIn
+					t.BytesOut += p.BytesOut
+					t.Refused += p.Refused
+				}
+				ch <- counter(facts, float64(t.FactsIn), "in")
+				ch <- counter(facts, float64(t.FactsOut), "out")
+				ch <- counter(bytes, float64(t.BytesIn), "in")
+				ch <- counter(bytes, float64(t.BytesOut), "out")
+				ch <- counter(refused, float64(t.Refused))
+				return nil
+			}})
+	}
 	return out
 }
 

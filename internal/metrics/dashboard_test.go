@@ -151,7 +151,7 @@ func TestDashboardQueriesExposedMetrics(t *testing.T) {
 		}
 	}
 	// Each subsystem has a panel.
-	for _, prefix := range []string{"aura_journal_", "aura_grpc_", "aura_transport_", "aura_budget_", "aura_sessions", "aura_ceremonies", "libp2p_rcmgr_", "process_", "go_"} {
+	for _, prefix := range []string{"aura_journal_", "aura_grpc_", "aura_transport_", "aura_budget_", "aura_sessions", "aura_ceremonies", "aura_sync_", "libp2p_rcmgr_", "process_", "go_"} {
 		found := false
 		for name := range used {
 			found = found || strings.HasPrefix(name, prefix)

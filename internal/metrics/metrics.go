@@ -2,14 +2,16 @@
 // listener. It is its own package because it reads every subsystem while
 // depending on none above the journal: node hands it plain functions that
 // read live values (Sources), and the subsystems' hot paths report to it
-// through hook methods (ObserveCommit, ObserveRPC, ObserveCharge) that their
-// own packages declare as tiny interfaces or func fields.
+// through hook methods (ObserveCommit, ObserveRPC, ObserveCharge,
+// ObserveSyncSession) that their own packages declare as tiny interfaces or
+// func fields.
 //
 // Values the subsystems already count (transport counters, journal counts,
-// budgets, sessions, ceremonies) are read at scrape time, never copied, so
-// nothing is counted twice and a daemon nobody scrapes pays nothing for
-// them. Only what nobody else counts (commit latency and batch size, RPC
-// codes and latency, budget charges and refusals) is counted here.
+// budgets, sessions, ceremonies, sync totals) are read at scrape time, never
+// copied, so nothing is counted twice and a daemon nobody scrapes pays
+// nothing for them. Only what nobody else counts (commit latency and batch
+// size, RPC codes and latency, budget charges and refusals, sync sessions by
+// mode) is counted here.
 //
 // Every Metrics has its own registry: nothing is registered on
 // prometheus.DefaultRegisterer, so two nodes in one test process do not
@@ -65,6 +67,16 @@ type Outcome struct {
 	State, Reason string
 }
 
+// SyncPeer is the sync engine's running totals for one (peer, namespace)
+// since start: the fields of sync.PeerStatus of the same names. This
+// package sits below sync, so node converts.
+type SyncPeer struct {
+	FactsIn, FactsOut uint64
+	BytesIn, BytesOut uint64
+	// Refused counts facts from the peer that failed verification.
+	Refused uint64
+}
+
 // Sources read live values at scrape time. A nil source exports none of its
 // series. Each may be called concurrently with the others, and only while a
 // scrape runs: node may bind them to components that start after New.
@@ -83,6 +95,8 @@ type Sources struct {
 	Sessions func() []Outcome
 	// Ceremonies lists the ceremonies this device took part in.
 	Ceremonies func(ctx context.Context) ([]Outcome, error)
+	// Sync lists the sync engine's totals per peer and namespace.
+	Sync func() []SyncPeer
 	// Health is what /healthz reports: nil error means serving.
 	Health func() error
 }
@@ -122,6 +136,9 @@ type Metrics struct {
 	charges      prometheus.Counter
 	chargedUnits prometheus.Counter
 	refusals     *prometheus.CounterVec
+
+	// Sync sessions (ObserveSyncSession).
+	syncSessions *prometheus.CounterVec
 
 	sourceErrors *prometheus.CounterVec
 
@@ -185,6 +202,10 @@ func New(opts Options) (*Metrics, error) {
 			Namespace: Namespace, Subsystem: "budget", Name: "refusals_total",
 			Help: "Charges refused, by reason: exhausted (budget spent or limit 0), invalid, canceled, unavailable, other.",
 		}, []string{"reason"}),
+		syncSessions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Subsystem: "sync", Name: "sessions_total",
+			Help: "Anti-entropy sessions ended, either role, by mode (equal, sketch, range, full; none if it failed before one was chosen) and result (done, failed).",
+		}, []string{"mode", "result"}),
 		sourceErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: Namespace, Subsystem: "metrics", Name: "source_errors_total",
 			Help: "Scrapes that could not read a source; its series were left out of that scrape.",
@@ -200,6 +221,7 @@ func New(opts Options) (*Metrics, error) {
 		m.appends, m.commitFailures, m.commitSeconds, m.batchFacts, m.batchTxns,
 		m.rpcRequests, m.rpcSeconds,
 		m.charges, m.chargedUnits, m.refusals,
+		m.syncSessions,
 		m.sourceErrors,
 	}
 	cs = append(cs, m.sourceCollectors()...)
@@ -254,6 +276,24 @@ func (m *Metrics) ObserveCharge(cost uint64, err error) {
 		return
 	}
 	m.refusals.WithLabelValues(RefusalReason(err)).Inc()
+}
+
+// ObserveSyncSession records one ended sync session: the mode it
+// reconciled in ("" if it failed before choosing one) and whether it
+// failed. The engine reports it because its status keeps only each pair's
+// last mode, not a count per mode.
+func (m *Metrics) ObserveSyncSession(mode string, failed bool) {
+	if m == nil {
+		return
+	}
+	if mode == "" {
+		mode = "none"
+	}
+	result := "done"
+	if failed {
+		result = "failed"
+	}
+	m.syncSessions.WithLabelValues(mode, result).Inc()
 }
 
 // RefusalReason names a refused charge by the core sentinel it wraps, so

@@ -18,12 +18,18 @@ import (
 )
 
 // fakeSources stands for a node with peers peers (each with a link and a
-// contact budget, two sessions and a ceremony) and facts facts.
+// contact budget, two sessions, a ceremony and two synced namespaces) and
+// facts facts.
 func fakeSources(peers, facts int) Sources {
 	budgets := make([]BudgetKey, 0, 2*peers)
 	sessions := make([]Outcome, 0, 2*peers)
 	ceremonies := make([]Outcome, 0, peers)
+	synced := make([]SyncPeer, 0, 2*peers)
 	for i := range peers {
+		n := uint64(i)
+		synced = append(synced,
+			SyncPeer{FactsIn: 10 * n, FactsOut: n, BytesIn: 1000 * n, BytesOut: 100 * n, Refused: n},
+			SyncPeer{FactsIn: 5, FactsOut: 2, BytesIn: 700, BytesOut: 300})
 		budgets = append(budgets,
 			BudgetKey{Class: "link", Limit: 1000, Spent: uint64(i), Received: uint64(2 * i), ReceivedLimit: 1000},
 			BudgetKey{Class: "contact", Limit: 5000, Spent: uint64(10 * i), Received: uint64(i), ReceivedLimit: 5000})
@@ -45,6 +51,7 @@ func fakeSources(peers, facts int) Sources {
 		BudgetGaps: func() uint64 { return 4 },
 		Sessions:   func() []Outcome { return sessions },
 		Ceremonies: func(context.Context) ([]Outcome, error) { return ceremonies, nil },
+		Sync:       func() []SyncPeer { return synced },
 		Health:     func() error { return nil },
 	}
 }
@@ -131,6 +138,12 @@ func TestSourcesAreReported(t *testing.T) {
 		{`aura_sessions{reason="",state="completed"}`, 3},
 		{`aura_sessions{reason="timeout",state="aborted"}`, 3},
 		{`aura_ceremonies{reason="",state="committed"}`, 3},
+		{`aura_sync_facts_total{direction="in"}`, 0 + 10 + 20 + 3*5},
+		{`aura_sync_facts_total{direction="out"}`, 0 + 1 + 2 + 3*2},
+		{`aura_sync_bytes_total{direction="in"}`, 0 + 1000 + 2000 + 3*700},
+		{`aura_sync_bytes_total{direction="out"}`, 0 + 100 + 200 + 3*300},
+		{"aura_sync_refused_facts_total", 0 + 1 + 2},
+		{`aura_metrics_source_errors_total{source="sync"}`, 0},
 		{`aura_metrics_source_errors_total{source="journal"}`, 0},
 	}
 	for _, w := range want {
@@ -209,6 +222,7 @@ func TestNilSourcesExportNothing(t *testing.T) {
 		if strings.HasPrefix(series, "aura_journal_") && !strings.HasPrefix(series, "aura_journal_commit") && series != "aura_journal_appends_total" ||
 			strings.HasPrefix(series, "aura_transport_") || strings.HasPrefix(series, "aura_sessions") ||
 			strings.HasPrefix(series, "aura_ceremonies") || strings.HasPrefix(series, "aura_metrics_source_errors_total{") ||
+			strings.HasPrefix(series, "aura_sync_") ||
 			strings.HasPrefix(series, "aura_budget_") && !strings.Contains(series, "charge") && !strings.Contains(series, "refusals") {
 			t.Errorf("%s exported without a source", series)
 		}
@@ -265,6 +279,16 @@ func TestHooks(t *testing.T) {
 			`aura_budget_refusals_total{reason="unavailable"}`: 1,
 			`aura_budget_refusals_total{reason="other"}`:       1,
 		}},
+		{"sync sessions", func(m *Metrics) {
+			m.ObserveSyncSession("sketch", false)
+			m.ObserveSyncSession("sketch", false)
+			m.ObserveSyncSession("range", true)
+			m.ObserveSyncSession("", true)
+		}, map[string]float64{
+			`aura_sync_sessions_total{mode="sketch",result="done"}`:  2,
+			`aura_sync_sessions_total{mode="range",result="failed"}`: 1,
+			`aura_sync_sessions_total{mode="none",result="failed"}`:  1,
+		}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -289,6 +313,7 @@ func TestNilMetricsHooksDoNothing(t *testing.T) {
 	m.ObserveCommit(1, 1, time.Millisecond, nil)
 	m.ObserveRPC("/x/Y", codes.OK, time.Millisecond)
 	m.ObserveCharge(1, nil)
+	m.ObserveSyncSession("equal", false)
 	if opts := m.Libp2pOptions(); len(opts) != 1 {
 		t.Fatalf("metrics off: want libp2p's metrics disabled, got %d options", len(opts))
 	}

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/aura-p2p/aura/internal/account"
 	"github.com/aura-p2p/aura/internal/budget"
 	"github.com/aura-p2p/aura/internal/buildinfo"
 	"github.com/aura-p2p/aura/internal/ceremony"
@@ -28,6 +29,8 @@ import (
 	"github.com/aura-p2p/aura/internal/rpc/noderpc"
 	"github.com/aura-p2p/aura/internal/rpc/peerrpc"
 	"github.com/aura-p2p/aura/internal/rpc/sessionrpc"
+	"github.com/aura-p2p/aura/internal/rpc/syncrpc"
+	"github.com/aura-p2p/aura/internal/rpc/treerpc"
 	"github.com/aura-p2p/aura/internal/rpc/wotrpc"
 	"github.com/aura-p2p/aura/internal/session"
 	auraSync "github.com/aura-p2p/aura/internal/sync"
@@ -142,7 +145,8 @@ func daemonComponents() []component {
 			name: "transport",
 			start: func(ctx context.Context, n *Node) error {
 				p := n.cfg.P2P
-				n.authz = transport.NewMemberAuthorizer(n.keys.DeviceID(), n.journal)
+				n.authz = transport.NewMemberAuthorizer(n.keys.DeviceID(), treeMembers{n})
+				n.authz.SetAccount(n.auth)
 				var charger transport.Charger = n.ledger.Charger()
 				if n.metrics != nil {
 					charger = observedCharger{charger, n.metrics}
@@ -223,13 +227,16 @@ func daemonComponents() []component {
 			permissions: peerrpc.Permissions(),
 		},
 		{
-			// Eager announcement of a context's facts to its participants;
-			// reconciliation comes with the sync issue.
+			// Eager announcement of every fact this device writes in a
+			// context to the context's other participants.
 			name: "sync",
 			start: func(_ context.Context, n *Node) error {
-				n.announcer = auraSync.NewAnnouncer(n.transport, n.journal, n.authz, n.log.Named("sync"))
+				n.announcer = auraSync.NewAnnouncer(n.transport, announceJournal{treeMembers{n}, n.journal}, n.authz, n.log.Named("sync"))
+				n.announcer.SetAccount(n.auth)
+				n.announcer.Follow(n.journal)
 				return nil
 			},
+			stop: func(n *Node) error { n.announcer.Stop(); return nil },
 		},
 		{
 			name:       "ceremony",
@@ -254,12 +261,41 @@ func daemonComponents() []component {
 			permissions: mergePermissions(ceremonyrpc.Permissions(), contextrpc.Permissions()),
 		},
 		{
+			// The account: its commitment tree (the authority namespace's
+			// membership) and device enrollment.
+			name:       "account",
+			validators: account.Validators(),
+			membership: []journal.MembershipSource{account.Membership()},
+			start: func(_ context.Context, n *Node) error {
+				hpkePriv, err := n.keys.HPKE.MarshalBinary()
+				if err != nil {
+					return fmt.Errorf("account: device HPKE key: %w", err)
+				}
+				a, err := account.New(account.Options{
+					Journal: n.journal, Sessions: n.sessions, Network: ceremonyNetwork{n}, Signer: n.signer,
+					DeviceKey: n.keys.Device, HPKEPub: n.keys.HPKEPublic, HPKEPriv: hpkePriv, Authority: n.auth,
+					Adopt: adoptAuthority, Joined: n.joinedAccount, Leavable: n.leavable,
+					Clock: n.clock, Rand: n.deps.Rand, Logger: n.log.Named("account"),
+				})
+				if err != nil {
+					return fmt.Errorf("account: %w", err)
+				}
+				n.account = a
+				n.accountLive.Store(a)
+				return nil
+			},
+			services:    func(n *Node) []service { return []service{treerpc.New(n.account)} },
+			permissions: treerpc.Permissions(),
+			loops:       []func(ctx context.Context, n *Node){func(ctx context.Context, n *Node) { n.shareAddrs(ctx) }},
+			stop:        func(n *Node) error { n.account.Close(); return nil },
+		},
+		{
 			name:       "wot",
 			validators: wot.Validators(),
 			reducers:   []journal.Reducer{wot.Reducer()},
 			start: func(ctx context.Context, n *Node) error {
 				t, err := wot.NewService(ctx, wot.ServiceOptions{
-					Journal: n.journal, Contexts: n.ceremonies, Announcer: n.announcer, Signer: n.signer, DeviceKey: n.keys.Device,
+					Journal: n.journal, Contexts: n.ceremonies, Signer: n.signer, DeviceKey: n.keys.Device,
 					Authority: n.auth, Namespace: n.defaultNS, Clock: n.clock, Rand: n.deps.Rand, Logger: n.log.Named("wot"),
 				})
 				if err != nil {
@@ -276,6 +312,26 @@ func daemonComponents() []component {
 			},
 			permissions: wotrpc.Permissions(),
 			stop:        func(n *Node) error { n.trust.Close(); return nil },
+		},
+		{
+			// Anti-entropy: reconciliation of every namespace shared with a
+			// peer, on connection, on a timer and on demand.
+			name: "reconcile",
+			start: func(_ context.Context, n *Node) error {
+				interval := time.Duration(n.cfg.Sync.Interval)
+				if interval == 0 {
+					interval = -1
+				}
+				n.syncer = auraSync.New(n.transport, n.journal, sharedNamespaces{n}, n.authz, auraSync.Options{
+					Interval: interval, Rand: n.deps.Rand, Clock: n.clock, Logger: n.log.Named("sync"),
+					Observe: func(m auraSync.Mode, failed bool) { n.metrics.ObserveSyncSession(string(m), failed) },
+				})
+				n.announcer.OnGap(n.syncer.Kick)
+				return nil
+			},
+			services:    func(n *Node) []service { return []service{syncrpc.New(n.syncer)} },
+			permissions: syncrpc.Permissions(),
+			stop:        func(n *Node) error { n.syncer.Close(); return nil },
 		},
 		{
 			name: "node",

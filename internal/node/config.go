@@ -44,6 +44,12 @@ type Config struct {
 	P2P             P2PConfig     `toml:"p2p"`
 	Budget          BudgetConfig  `toml:"budget"`
 	Metrics         MetricsConfig `toml:"metrics"`
+	Sync            SyncConfig    `toml:"sync"`
+}
+
+// SyncConfig configures anti-entropy reconciliation.
+type SyncConfig struct {
+	Interval Duration `toml:"interval" comment:"Reconcile with a random peer this often (besides on every connection and after out-of-order announcements). 0s: only then and on demand."`
 }
 
 // MetricsConfig configures the Prometheus endpoint.
@@ -107,6 +113,7 @@ func DefaultConfig() Config {
 			Listen:  []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"},
 			ConnLow: 32, ConnHigh: 96,
 		},
+		Sync: SyncConfig{Interval: Duration(30 * time.Second)},
 		Budget: BudgetConfig{
 			Epoch:     Duration(5 * time.Minute),
 			LinkLimit: budget.DefaultLinkLimit, ContactLimit: budget.DefaultContactLimit, GroupLimit: budget.DefaultGroupLimit,
@@ -188,6 +195,9 @@ func (c *Config) Validate() error {
 	if _, err := budget.PeriodEpochs(time.Duration(c.Budget.Epoch)); err != nil || c.Budget.Epoch == 0 {
 		bad("budget.epoch = %s: want a whole number of %s epochs, %s to %s", time.Duration(c.Budget.Epoch), budget.EpochLength, budget.EpochLength, budget.MaxPeriod)
 	}
+	if t := time.Duration(c.Sync.Interval); t != 0 && (t < 100*time.Millisecond || t > 24*time.Hour) {
+		bad("sync.interval = %s: want 0s (off) or 100ms to 24h", t)
+	}
 	if len(errs) > 0 {
 		return fmt.Errorf("config: %w: %w", errors.Join(errs...), core.ErrInvalidArgument)
 	}
@@ -253,6 +263,7 @@ func configFields() []configField {
 		{"p2p-hole-punching", "upgrade relayed connections to direct ones", func(c *Config) pflag.Value { return (*boolValue)(&c.P2P.HolePunching) }},
 		{"budget-epoch", "flow budget epoch", func(c *Config) pflag.Value { return textValue{&c.Budget.Epoch} }},
 		{"metrics-listen", "host:port for Prometheus /metrics (off when empty)", func(c *Config) pflag.Value { return (*stringValue)(&c.Metrics.Listen) }},
+		{"sync-interval", "reconcile with a random peer this often (0s: only on connection and on demand)", func(c *Config) pflag.Value { return textValue{&c.Sync.Interval} }},
 	}
 }
 

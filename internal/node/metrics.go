@@ -32,6 +32,14 @@ func (n *Node) metricSources() metrics.Sources {
 			return budgetKeys(es), nil
 		},
 		BudgetGaps: func() uint64 { return n.ledger.Gaps() },
+		Sync: func() []metrics.SyncPeer {
+			ss := n.syncer.Status()
+			out := make([]metrics.SyncPeer, 0, len(ss))
+			for _, s := range ss {
+				out = append(out, metrics.SyncPeer{FactsIn: s.FactsIn, FactsOut: s.FactsOut, BytesIn: s.BytesIn, BytesOut: s.BytesOut, Refused: s.Refused})
+			}
+			return out
+		},
 		Sessions: func() []metrics.Outcome {
 			ss := n.sessions.List()
 			out := make([]metrics.Outcome, 0, len(ss))

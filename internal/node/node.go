@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
@@ -28,6 +29,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
 
+	"github.com/aura-p2p/aura/internal/account"
 	"github.com/aura-p2p/aura/internal/budget"
 	"github.com/aura-p2p/aura/internal/buildinfo"
 	"github.com/aura-p2p/aura/internal/ceremony"
@@ -102,9 +104,14 @@ type Node struct {
 	pinger     *transport.Pinger
 	sessions   *session.Runtime
 	ceremonies *ceremony.Service
-	trust      *wot.Service
-	announcer  *auraSync.Announcer
-	peerID     peer.ID
+	account    *account.Service
+	// accountLive is account once it started, for the transport's and
+	// the announcer's member lookups, which may run before it has.
+	accountLive atomic.Pointer[account.Service]
+	trust       *wot.Service
+	announcer   *auraSync.Announcer
+	syncer      *auraSync.Syncer
+	peerID      peer.ID
 
 	// started are the components that started, in start order.
 	started []component
@@ -127,8 +134,12 @@ type Node struct {
 
 	shutdownOnce sync.Once
 	shutdownReq  chan struct{}
-	serveErr     chan error
-	stopOnce     sync.Once
+	// restart is closed when the node must start again as another
+	// account's device (it joined one); Run does, as would a harness.
+	restartOnce sync.Once
+	restart     chan struct{}
+	serveErr    chan error
+	stopOnce    sync.Once
 }
 
 // Start brings a node up and returns once its control socket accepts calls.
@@ -142,7 +153,7 @@ func start(ctx context.Context, cfg Config, d Deps, comps []component) (_ *Node,
 	d = d.withDefaults()
 	n := &Node{
 		cfg: cfg, log: d.Logger, clock: d.Clock, deps: d, notify: d.Notify,
-		gate: rpc.NewGate(), shutdownReq: make(chan struct{}), serveErr: make(chan error, 2),
+		gate: rpc.NewGate(), shutdownReq: make(chan struct{}), restart: make(chan struct{}), serveErr: make(chan error, 2),
 	}
 	defer func() {
 		if err != nil {
@@ -444,22 +455,31 @@ func (n *Node) closeResources() {
 }
 
 // Run starts a node and serves until ctx ends or a client asks it to stop.
+// A node that asks to be restarted (it joined another account) is stopped
+// and started again with the same configuration.
 func Run(ctx context.Context, cfg Config, d Deps) error {
-	n, err := Start(ctx, cfg, d)
-	if err != nil {
-		return err
+	for {
+		n, err := Start(ctx, cfg, d)
+		if err != nil {
+			return err
+		}
+		var serveErr error
+		restart := false
+		select {
+		case <-ctx.Done():
+		case <-n.shutdownReq:
+		case <-n.restart:
+			restart = true
+		case serveErr = <-n.serveErr:
+		}
+		n.Stop()
+		if serveErr != nil && !errors.Is(serveErr, grpc.ErrServerStopped) {
+			return fmt.Errorf("serving: %w", serveErr)
+		}
+		if !restart || ctx.Err() != nil {
+			return nil
+		}
 	}
-	var serveErr error
-	select {
-	case <-ctx.Done():
-	case <-n.shutdownReq:
-	case serveErr = <-n.serveErr:
-	}
-	n.Stop()
-	if serveErr != nil && !errors.Is(serveErr, grpc.ErrServerStopped) {
-		return fmt.Errorf("serving: %w", serveErr)
-	}
-	return nil
 }
 
 // watchJournal reports a journal that met damage as NOT_SERVING, so a

@@ -29,6 +29,8 @@ import (
 	"github.com/aura-p2p/aura/internal/rpc/noderpc"
 	"github.com/aura-p2p/aura/internal/rpc/peerrpc"
 	"github.com/aura-p2p/aura/internal/rpc/sessionrpc"
+	"github.com/aura-p2p/aura/internal/rpc/syncrpc"
+	"github.com/aura-p2p/aura/internal/rpc/treerpc"
 	"github.com/aura-p2p/aura/internal/rpc/wotrpc"
 )
 
@@ -64,7 +66,7 @@ func TestEveryMethodChecksTheTokenLevel(t *testing.T) {
 	// The same tables node.Start merges: a method registered without an
 	// entry here fails the walk.
 	perms, err := rpc.Merge(rpc.StandardPermissions(), noderpc.Permissions(), journalrpc.Permissions(), crdtrpc.Permissions(),
-		peerrpc.Permissions(), budgetrpc.Permissions(), sessionrpc.Permissions(), ceremonyrpc.Permissions(), contextrpc.Permissions(), wotrpc.Permissions())
+		peerrpc.Permissions(), budgetrpc.Permissions(), sessionrpc.Permissions(), ceremonyrpc.Permissions(), contextrpc.Permissions(), wotrpc.Permissions(), syncrpc.Permissions(), treerpc.Permissions())
 	if err != nil {
 		t.Fatal(err)
 	}

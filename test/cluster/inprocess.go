@@ -28,11 +28,42 @@ type memNet struct {
 
 	mu      sync.Mutex
 	group   map[peer.ID]int // partition side of each peer; all 0 when healed
+	down    map[peer.ID]bool
 	latency time.Duration
 }
 
 func newMemNet() *memNet {
-	return &memNet{mn: mocknet.New(), group: map[peer.ID]int{}}
+	return &memNet{mn: mocknet.New(), group: map[peer.ID]int{}, down: map[peer.ID]bool{}}
+}
+
+// hostDown takes a stopped node's host off the network. Mocknet keeps a
+// closed host linked, and a dial to it succeeds: frames written to such a
+// zombie vanish without an error, and a write blocked on it holds every
+// later frame to that peer. A real network refuses the dial instead.
+func (m *memNet) hostDown(id peer.ID) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.down[id] = true
+	return m.cut(id)
+}
+
+// cut removes every link of id, then its connections: in that order, so no
+// dial can slip through a link between the two steps.
+func (m *memNet) cut(id peer.ID) error {
+	for _, other := range m.mn.Peers() {
+		if other == id {
+			continue
+		}
+		if len(m.mn.LinksBetweenPeers(id, other)) > 0 {
+			if err := m.mn.UnlinkPeers(id, other); err != nil {
+				return err
+			}
+		}
+		if err := m.mn.DisconnectPeers(id, other); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // addHost puts a node's host on the network, linked to every peer on its
@@ -53,14 +84,11 @@ func (m *memNet) addHost(key p2pcrypto.PrivKey, index int) (host.Host, error) {
 	// mocknet finds links by peer id, so the new host would dial through
 	// them into the old one. Cut them before the new host joins.
 	if _, restarted := m.group[id]; restarted {
-		for _, other := range m.mn.Peers() {
-			if other != id && len(m.mn.LinksBetweenPeers(id, other)) > 0 {
-				if err := m.mn.UnlinkPeers(id, other); err != nil {
-					return nil, err
-				}
-			}
+		if err := m.cut(id); err != nil {
+			return nil, err
 		}
 	}
+	delete(m.down, id)
 	h, err := m.mn.AddPeer(key, addr)
 	if err != nil {
 		return nil, err
@@ -107,7 +135,7 @@ func (m *memNet) relink() error {
 	peers := m.mn.Peers()
 	for i, a := range peers {
 		for _, b := range peers[i+1:] {
-			if m.group[a] == m.group[b] {
+			if m.group[a] == m.group[b] && !m.down[a] && !m.down[b] {
 				if err := m.link(a, b); err != nil {
 					return err
 				}
@@ -152,6 +180,7 @@ type inProcess struct {
 
 	mu      sync.Mutex
 	n       *node.Node
+	peer    peer.ID // the host's, known once it started
 	log     *syncBuffer
 	done    chan struct{}
 	ready   node.ReadyInfo
@@ -160,6 +189,21 @@ type inProcess struct {
 
 func (p *inProcess) start() {
 	p.t.Helper()
+	if err := p.boot(); err != nil {
+		p.t.Fatalf("node %d: %v", p.index, err)
+	}
+	p.t.Cleanup(func() {
+		p.halt()
+		p.mu.Lock()
+		log := p.log
+		p.mu.Unlock()
+		logProblems(p.t, fmt.Sprintf("node %d", p.index), log.String())
+	})
+}
+
+// boot starts the node and watches it for a shutdown or restart it asks
+// for.
+func (p *inProcess) boot() error {
 	cfg := node.DefaultConfig()
 	cfg.DataDir = p.dir
 	cfg.Socket = filepath.Join(p.dir, core.SocketName)
@@ -174,32 +218,61 @@ func (p *inProcess) start() {
 		Logger:   logger.Named(fmt.Sprintf("node%d", p.index)),
 		Notify:   func(string) {},
 		LogLevel: &level,
-		Host:     func(key p2pcrypto.PrivKey) (host.Host, error) { return p.net.addHost(key, p.index) },
+		Host: func(key p2pcrypto.PrivKey) (host.Host, error) {
+			h, err := p.net.addHost(key, p.index)
+			if err == nil {
+				p.mu.Lock()
+				p.peer = h.ID()
+				p.mu.Unlock()
+			}
+			return h, err
+		},
 	})
 	if err != nil {
-		p.t.Fatalf("node %d: start: %v\n%s", p.index, err, log)
+		return fmt.Errorf("start: %w\n%s", err, log)
 	}
 	r, ok := readReady(p.dir)
 	if !ok {
 		n.Stop()
-		p.t.Fatalf("node %d: started without a ready.json", p.index)
+		return fmt.Errorf("started without a ready.json")
 	}
 	done := make(chan struct{})
 	p.mu.Lock()
 	p.n, p.log, p.done, p.ready, p.stopped = n, log, done, r, false
 	p.mu.Unlock()
-	// auractl stop asks the node to shut down; a daemon's main would stop it.
+	// auractl stop asks the node to shut down, and a node that joined
+	// another account asks to start again; a daemon's main (node.Run) would
+	// do both.
 	go func() {
 		select {
 		case <-n.ShutdownRequested():
 			n.Stop()
+			p.down()
+		case <-n.RestartRequested():
+			p.restartAsked(n, log)
 		case <-done:
 		}
 	}()
-	p.t.Cleanup(func() {
-		p.halt()
-		logProblems(p.t, fmt.Sprintf("node %d", p.index), log.String())
-	})
+	return nil
+}
+
+// restartAsked stops n and starts the node again in place, as node.Run
+// does. It runs beside the test, so a failure is reported, not fatal here.
+func (p *inProcess) restartAsked(n *node.Node, log *syncBuffer) {
+	p.mu.Lock()
+	if p.n != n || p.stopped {
+		p.mu.Unlock()
+		return
+	}
+	p.stopped = true
+	close(p.done)
+	p.mu.Unlock()
+	n.Stop()
+	p.down()
+	logProblems(p.t, fmt.Sprintf("node %d before its restart", p.index), log.String())
+	if err := p.boot(); err != nil {
+		p.t.Errorf("node %d: restart it asked for: %v", p.index, err)
+	}
 }
 
 // halt stops the node if it still runs and waits until it has.
@@ -213,4 +286,18 @@ func (p *inProcess) halt() {
 	}
 	close(done)
 	n.Stop() // idempotent: a node stopped through auractl returns at once
+	p.down()
+}
+
+// down takes the stopped node's host off the network.
+func (p *inProcess) down() {
+	p.mu.Lock()
+	id := p.peer
+	p.mu.Unlock()
+	if id == "" {
+		return
+	}
+	if err := p.net.hostDown(id); err != nil {
+		p.t.Errorf("node %d: take its host off the network: %v", p.index, err)
+	}
 }
