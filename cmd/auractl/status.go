@@ -57,6 +57,7 @@ func writeStatus(w io.Writer, s *nodev1.GetStatusResponse) error {
 		{"last seq", strconv.FormatUint(j.GetLastSeq(), 10)},
 		{"orphans", fmt.Sprintf("%d (%d bytes, %d evicted)", j.GetOrphans(), j.GetOrphanBytes(), j.GetOrphansEvicted())},
 		{"peers", strconv.FormatUint(s.GetTransport().GetConnectedPeers(), 10)},
+		{"traffic", fmt.Sprintf("%d messages (%d bytes) sent, %d (%d bytes) received", s.GetTransport().GetSent(), s.GetTransport().GetBytesSent(), s.GetTransport().GetReceived(), s.GetTransport().GetBytesReceived())},
 		{"listen", strings.Join(s.GetListenAddrs(), "\n               ")},
 	})
 }

@@ -94,11 +94,15 @@ func (m *Metrics) sourceCollectors() []prometheus.Collector {
 		recv := desc("transport", "messages_received_total", "Envelopes received from peers and handed to a protocol.")
 		dropped := desc("transport", "dropped_total", "Inbound frames dropped, by reason.", "reason")
 		peers := desc("transport", "connected_peers", "Peers with an open libp2p connection.")
-		add(&sourceCollector{m: m, name: "transport", descs: []*prometheus.Desc{sent, recv, dropped, peers},
+		bytesOut := desc("transport", "sent_bytes_total", "Envelope frame bytes written to peers.")
+		bytesIn := desc("transport", "received_bytes_total", "Envelope frame bytes read from peers, refused frames too.")
+		add(&sourceCollector{m: m, name: "transport", descs: []*prometheus.Desc{sent, recv, dropped, peers, bytesOut, bytesIn},
 			read: func(_ context.Context, ch chan<- prometheus.Metric) error {
 				st := s.Transport()
 				ch <- counter(sent, float64(st.Sent))
 				ch <- counter(recv, float64(st.Received))
+				ch <- counter(bytesOut, float64(st.SentBytes))
+				ch <- counter(bytesIn, float64(st.ReceivedBytes))
 				for reason, n := range st.Dropped {
 					ch <- counter(dropped, float64(n), reason)
 				}

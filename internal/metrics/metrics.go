@@ -44,9 +44,10 @@ const DefaultScrapeTimeout = 5 * time.Second
 // TransportStats are the transport's counters. Its fields are those of
 // transport.Stats, so node converts with metrics.TransportStats(t.Stats()).
 type TransportStats struct {
-	Sent, Received uint64
-	Dropped        map[string]uint64
-	ConnectedPeers int
+	Sent, Received           uint64
+	SentBytes, ReceivedBytes uint64
+	Dropped                  map[string]uint64
+	ConnectedPeers           int
 }
 
 // BudgetKey is one (context, peer) flow budget as of the current epoch.

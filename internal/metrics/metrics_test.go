@@ -43,7 +43,7 @@ func fakeSources(peers, facts int) Sources {
 		},
 		DBSize: func() (int64, error) { return int64(facts) * 600, nil },
 		Transport: func() TransportStats {
-			return TransportStats{Sent: 10, Received: 20, Dropped: drops, ConnectedPeers: peers}
+			return TransportStats{Sent: 10, Received: 20, SentBytes: 1500, ReceivedBytes: 2600, Dropped: drops, ConnectedPeers: peers}
 		},
 		Budgets: func(context.Context) ([]BudgetKey, error) {
 			return budgets, nil
@@ -120,6 +120,8 @@ func TestSourcesAreReported(t *testing.T) {
 		{"aura_journal_orphans_evicted_total", 2},
 		{"aura_journal_db_size_bytes", 600_000_000},
 		{"aura_transport_messages_sent_total", 10},
+		{"aura_transport_sent_bytes_total", 1500},
+		{"aura_transport_received_bytes_total", 2600},
 		{"aura_transport_messages_received_total", 20},
 		{`aura_transport_dropped_total{reason="receipt"}`, 3},
 		{`aura_transport_dropped_total{reason="bad_frame"}`, 1},

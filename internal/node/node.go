@@ -370,6 +370,7 @@ func (n *Node) Network() noderpc.Network {
 	st := n.transport.Stats()
 	return noderpc.Network{
 		ListenAddrs: n.transport.Addrs(), Sent: st.Sent, Received: st.Received, Dropped: st.Dropped,
+		SentBytes: st.SentBytes, ReceivedBytes: st.ReceivedBytes,
 		ConnectedPeers: st.ConnectedPeers,
 	}
 }

@@ -166,6 +166,10 @@ type Transport struct {
 	drops      sync.Map // reason -> *atomic.Uint64
 	misbehave  *misbehaviour
 	sent, recv atomic.Uint64
+	// Frame bytes written and read at the stream layer (every frame read,
+	// refused ones too): what the wire carries, less Noise and muxer
+	// overhead.
+	sentBytes, recvBytes atomic.Uint64
 	// learn keeps identified peers' addresses in the peer book.
 	learn *learner
 }
@@ -298,12 +302,14 @@ func (t *Transport) Send(ctx context.Context, m Message) error {
 	}
 	// The frame is paid for: it goes out even if the caller has given up,
 	// and the chain moves on whatever happens to it.
-	err = t.wire.send(context.WithoutCancel(ctx), pid, env.Encode())
+	frame := env.Encode()
+	err = t.wire.send(context.WithoutCancel(ctx), pid, frame)
 	t.seq.done(chain, r.Nonce)
 	if err != nil {
 		return fmt.Errorf("send to %s: %w: %w", m.To, err, core.ErrUnavailable)
 	}
 	t.sent.Add(1)
+	t.sentBytes.Add(uint64(len(frame)))
 	return nil
 }
 
@@ -335,6 +341,7 @@ func (t *Transport) serveStream(s network.Stream) {
 			return
 		}
 		buf = frame[:0]
+		t.recvBytes.Add(uint64(len(frame)))
 		if !t.accept(remote, from, frame) && t.misbehave.banned(remote) {
 			s.Reset()
 			return
@@ -410,13 +417,16 @@ func (t *Transport) count(p peer.ID, reason string, err error) {
 // Stats are the transport's counters.
 type Stats struct {
 	Sent, Received uint64
-	Dropped        map[string]uint64
-	ConnectedPeers int
+	// SentBytes and ReceivedBytes are frame bytes; ReceivedBytes counts
+	// refused frames too.
+	SentBytes, ReceivedBytes uint64
+	Dropped                  map[string]uint64
+	ConnectedPeers           int
 }
 
 // Stats reads the counters.
 func (t *Transport) Stats() Stats {
-	s := Stats{Sent: t.sent.Load(), Received: t.recv.Load(), Dropped: map[string]uint64{}, ConnectedPeers: len(t.host.Network().Peers())}
+	s := Stats{Sent: t.sent.Load(), Received: t.recv.Load(), SentBytes: t.sentBytes.Load(), ReceivedBytes: t.recvBytes.Load(), Dropped: map[string]uint64{}, ConnectedPeers: len(t.host.Network().Peers())}
 	t.drops.Range(func(k, v any) bool {
 		s.Dropped[k.(string)] = v.(*atomic.Uint64).Load()
 		return true

@@ -198,6 +198,11 @@ func TestNoFrameWithoutACharge(t *testing.T) {
 	if st := b.tr.Stats(); len(st.Dropped) != 0 {
 		t.Fatalf("honest frames dropped: %v", st.Dropped)
 	}
+	// Every frame the sender counts is one the receiver read, byte for byte.
+	sa, sb := a.tr.Stats(), b.tr.Stats()
+	if sa.SentBytes == 0 || sa.SentBytes != sb.ReceivedBytes || sa.Sent != sb.Received {
+		t.Fatalf("a sent %d frames (%d bytes), b read %d (%d bytes)", sa.Sent, sa.SentBytes, sb.Received, sb.ReceivedBytes)
+	}
 }
 
 // A device that is not a member of a context cannot be sent to in it.

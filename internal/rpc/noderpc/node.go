@@ -34,8 +34,10 @@ type Identity struct {
 type Network struct {
 	ListenAddrs    []string
 	Sent, Received uint64
-	Dropped        map[string]uint64
-	ConnectedPeers int
+	// SentBytes and ReceivedBytes are envelope frame bytes.
+	SentBytes, ReceivedBytes uint64
+	Dropped                  map[string]uint64
+	ConnectedPeers           int
 }
 
 // Daemon is what the service needs from the running node.
@@ -102,6 +104,7 @@ func (s *Service) GetStatus(ctx context.Context, _ *nodev1.GetStatusRequest) (*n
 		ListenAddrs: net.ListenAddrs,
 		Transport: &nodev1.TransportStats{
 			Sent: net.Sent, Received: net.Received, Dropped: net.Dropped, ConnectedPeers: uint64(net.ConnectedPeers),
+			BytesSent: net.SentBytes, BytesReceived: net.ReceivedBytes,
 		},
 	}, nil
 }

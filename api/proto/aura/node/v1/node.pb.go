@@ -378,8 +378,12 @@ type TransportStats struct {
 	// Frames dropped by the receive checks, by reason.
 	Dropped        map[string]uint64 `protobuf:"bytes,3,rep,name=dropped,proto3" json:"dropped,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
 	ConnectedPeers uint64            `protobuf:"varint,4,opt,name=connected_peers,json=connectedPeers,proto3" json:"connected_peers,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Envelope frame bytes written to peers, and read from them (refused
+	// frames too): the wire's traffic less Noise and muxer overhead.
+	BytesSent     uint64 `protobuf:"varint,5,opt,name=bytes_sent,json=bytesSent,proto3" json:"bytes_sent,omitempty"`
+	BytesReceived uint64 `protobuf:"varint,6,opt,name=bytes_received,json=bytesReceived,proto3" json:"bytes_received,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *TransportStats) Reset() {
@@ -436,6 +440,20 @@ func (x *TransportStats) GetDropped() map[string]uint64 {
 func (x *TransportStats) GetConnectedPeers() uint64 {
 	if x != nil {
 		return x.ConnectedPeers
+	}
+	return 0
+}
+
+func (x *TransportStats) GetBytesSent() uint64 {
+	if x != nil {
+		return x.BytesSent
+	}
+	return 0
+}
+
+func (x *TransportStats) GetBytesReceived() uint64 {
+	if x != nil {
+		return x.BytesReceived
 	}
 	return 0
 }
@@ -827,12 +845,15 @@ const file_aura_node_v1_node_proto_rawDesc = "" +
 	"\apeer_id\x18\t \x01(\tR\x06peerId\x12!\n" +
 	"\flisten_addrs\x18\n" +
 	" \x03(\tR\vlistenAddrs\x12:\n" +
-	"\ttransport\x18\v \x01(\v2\x1c.aura.node.v1.TransportStatsR\ttransport\"\xea\x01\n" +
+	"\ttransport\x18\v \x01(\v2\x1c.aura.node.v1.TransportStatsR\ttransport\"\xb0\x02\n" +
 	"\x0eTransportStats\x12\x12\n" +
 	"\x04sent\x18\x01 \x01(\x04R\x04sent\x12\x1a\n" +
 	"\breceived\x18\x02 \x01(\x04R\breceived\x12C\n" +
 	"\adropped\x18\x03 \x03(\v2).aura.node.v1.TransportStats.DroppedEntryR\adropped\x12'\n" +
-	"\x0fconnected_peers\x18\x04 \x01(\x04R\x0econnectedPeers\x1a:\n" +
+	"\x0fconnected_peers\x18\x04 \x01(\x04R\x0econnectedPeers\x12\x1d\n" +
+	"\n" +
+	"bytes_sent\x18\x05 \x01(\x04R\tbytesSent\x12%\n" +
+	"\x0ebytes_received\x18\x06 \x01(\x04R\rbytesReceived\x1a:\n" +
 	"\fDroppedEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"\x11\n" +
