@@ -14,12 +14,13 @@ var (
 	bucketRIndex     = bucketName("rindex")
 	bucketExt        = bucketName("ext")
 	bucketMembers    = bucketName("members")
+	bucketSums       = bucketName("sums")
 )
 
 // topLevelBuckets exist in every store of the current schema.
 var topLevelBuckets = []bucketName{
 	bucketMeta, bucketNamespaces, bucketFacts, bucketIDs, bucketLog, bucketState, bucketRIndex, bucketExt,
-	bucketMembers,
+	bucketMembers, bucketSums,
 }
 
 var (

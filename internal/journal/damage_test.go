@@ -545,3 +545,126 @@ func BenchmarkOpen(b *testing.B) {
 		j.Close()
 	}
 }
+
+// A store of schema 2 has no checksums: migrated, its facts are still
+// served, checked by signature (a damaged one refused), and facts written
+// after the migration get checksums.
+func TestMigrateSumsV2ToV3(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "journal.db")
+	a := seededSigner(1)
+	j := open(t, path)
+	ns := found(t, j, a, core.NamespaceAuthority, a)
+	old, _, err := j.AppendLocal(ctx, a, Draft{Namespace: ns, TypeID: "chat", Payload: []byte("before")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	damaged, _, err := j.AppendLocal(ctx, a, Draft{Namespace: ns, TypeID: "chat", Payload: []byte("damaged")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j.Close()
+	rewrite(t, path, func(tx *bolt.Tx) error {
+		if err := tx.DeleteBucket(bucketSums); err != nil {
+			return err
+		}
+		flipSignature(t, tx, ns, FactKey{Lamport: damaged.Lamport, ID: damaged.ID})
+		return tx.Bucket(bucketMeta).Put(keySchemaVersion, binary.BigEndian.AppendUint32(nil, 2))
+	})
+
+	j = open(t, path)
+	defer j.Close()
+	j.db.View(func(tx *bolt.Tx) error {
+		if v, _ := schemaVersion(tx); v != SchemaVersion || tx.Bucket(bucketSums) == nil {
+			t.Errorf("schema %d after migration, sums/ %v", v, tx.Bucket(bucketSums) != nil)
+		}
+		return nil
+	})
+	if _, err := j.Get(ctx, old.ID); err != nil {
+		t.Fatalf("fact stored before the migration: %v", err)
+	}
+	c, _, err := j.AppendLocal(ctx, a, Draft{Namespace: ns, TypeID: "chat", Payload: []byte("after")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j.db.View(func(tx *bolt.Tx) error {
+		if sumIn(sumsOf(tx, nsKey(ns)), factKey(FactKey{Lamport: c.Lamport, ID: c.ID})) == nil {
+			t.Error("a fact written after the migration has no checksum")
+		}
+		return nil
+	})
+	// Last: a damaged read fails the journal, which then refuses writes.
+	if _, err := j.Get(ctx, damaged.ID); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("damaged fact stored before the migration: %v, want ErrCorrupt", err)
+	}
+}
+
+// A checksum only stands in for the signature check of the bytes it was
+// written with: a fact whose signature bytes changed on disk is refused,
+// and a fact whose checksum changed is checked by signature and served.
+func TestSumsDoNotVouchForChangedBytes(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "journal.db")
+	a := seededSigner(1)
+	j := open(t, path)
+	ns := found(t, j, a, core.NamespaceAuthority, a)
+	var ids []*SignedFact
+	for _, p := range []string{"signature damaged", "checksum damaged", "intact"} {
+		c, _, err := j.AppendLocal(ctx, a, Draft{Namespace: ns, TypeID: "chat", Payload: []byte(p)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, c)
+	}
+	j.Close()
+	rewrite(t, path, func(tx *bolt.Tx) error {
+		flipSignature(t, tx, ns, FactKey{Lamport: ids[0].Lamport, ID: ids[0].ID})
+		b := sumsOf(tx, nsKey(ns))
+		k := factKey(FactKey{Lamport: ids[1].Lamport, ID: ids[1].ID})
+		sum := bytes.Clone(b.Get(k))
+		sum[0] ^= 1
+		return b.Put(k, sum)
+	})
+	j = open(t, path)
+	defer j.Close()
+	if _, err := j.Get(ctx, ids[0].ID); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("fact with a damaged signature: %v, want ErrCorrupt", err)
+	}
+	for _, c := range ids[1:] {
+		if _, err := j.Get(ctx, c.ID); err != nil {
+			t.Fatalf("fact %s: %v", c.ID, err)
+		}
+	}
+	// Ranges and lists read through the same check.
+	err := j.Range(ctx, ns, FactKey{}, FactKey{}, func(StoredFact) bool { return true })
+	if !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("range over the damaged fact: %v, want ErrCorrupt", err)
+	}
+}
+
+// rewrite changes the closed journal file at path with fn.
+func rewrite(t *testing.T, path string, fn func(tx *bolt.Tx) error) {
+	t.Helper()
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.Update(fn); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// flipSignature changes the last byte of the stored fact's signature.
+func flipSignature(t *testing.T, tx *bolt.Tx, ns core.Namespace, key FactKey) {
+	t.Helper()
+	b := tx.Bucket(bucketFacts).Bucket(nsKey(ns))
+	raw := bytes.Clone(b.Get(factKey(key)))
+	if raw == nil {
+		t.Fatalf("fact %s not stored", key.ID)
+	}
+	raw[len(raw)-1] ^= 1
+	if err := b.Put(factKey(key), raw); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -27,6 +27,10 @@
 //	facts/
 //	  <ns>/           (one bucket per namespace)
 //	    lamport(8) ‖ id(32) -> SignedFact bytes, verbatim
+//	sums/             (schema 3)
+//	  <ns>/
+//	    lamport(8) ‖ id(32) -> CRC-64 (ECMA) of the SignedFact bytes as
+//	                     written, once their signature was verified
 //	ids/
 //	  id(32)          -> ns(33) ‖ lamport(8) ‖ seq(8)
 //	log/

@@ -351,8 +351,10 @@ func TestMigrateMembersV1ToV2(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		if err := tx.DeleteBucket(bucketMembers); err != nil {
-			return err
+		for _, b := range []bucketName{bucketMembers, bucketSums} {
+			if err := tx.DeleteBucket(b); err != nil {
+				return err
+			}
 		}
 		return tx.Bucket(bucketMeta).Put(keySchemaVersion, binary.BigEndian.AppendUint32(nil, 1))
 	})
@@ -364,7 +366,7 @@ func TestMigrateMembersV1ToV2(t *testing.T) {
 	j = open(t, path)
 	defer j.Close()
 	j.db.View(func(tx *bolt.Tx) error {
-		if v, _ := schemaVersion(tx); v != 2 {
+		if v, _ := schemaVersion(tx); v != SchemaVersion {
 			t.Errorf("schema %d after migration", v)
 		}
 		return nil

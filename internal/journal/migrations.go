@@ -9,7 +9,7 @@ import (
 )
 
 // SchemaVersion is the layout this binary reads and writes (doc.go).
-const SchemaVersion = 2
+const SchemaVersion = 3
 
 // migration moves a store from version to-1 to version to. Each one gets a test
 // that builds the old layout, migrates and checks the new one.
@@ -23,6 +23,7 @@ type migration struct {
 var migrations = []migration{
 	{to: 1, name: "create the fact, index, log, state and extension buckets", apply: migrateCreateV1},
 	{to: 2, name: "membership as a reduction: members/<ns> from the genesis members", apply: migrateMembersV2},
+	{to: 3, name: "fact checksums: sums/ (empty; facts stored before keep being checked by signature)", apply: migrateSumsV3},
 }
 
 // v1Buckets are the top-level buckets of schema 1, spelled out so that later
@@ -36,6 +37,17 @@ func migrateCreateV1(tx *bolt.Tx) error {
 		if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 			return fmt.Errorf("create bucket %s: %w", b, err)
 		}
+	}
+	return nil
+}
+
+// migrateSumsV3 creates sums/. It computes no checksum for the facts already
+// stored: a fact without one is checked on read by its signature, as before,
+// and a checksum written now would vouch for bytes nobody verified since
+// they were written.
+func migrateSumsV3(tx *bolt.Tx) error {
+	if _, err := tx.CreateBucketIfNotExists(bucketSums); err != nil {
+		return fmt.Errorf("create bucket %s: %w", bucketSums, err)
 	}
 	return nil
 }

@@ -192,6 +192,7 @@ func (j *Journal) listNamespace(q ListQuery) ([]StoredFact, string, error) {
 			return nil
 		}
 		ids := tx.Bucket(bucketIDs)
+		sums := sumsOf(tx, nsKey(*q.Namespace))
 		c := b.Cursor()
 		k, v := c.First()
 		if after != nil {
@@ -211,7 +212,7 @@ func (j *Journal) listNamespace(q ListQuery) ([]StoredFact, string, error) {
 			if err != nil {
 				return err
 			}
-			sf, err := decodeStored(fk, v)
+			sf, err := decodeStored(fk, v, sumIn(sums, k))
 			if err != nil {
 				return err
 			}

@@ -85,14 +85,15 @@ func (j *Journal) Range(ctx context.Context, ns core.Namespace, lo, hi FactKey, 
 			return nil
 		}
 		ids := tx.Bucket(bucketIDs)
+		sums := sumsOf(tx, nsKey(ns))
 		c := b.Cursor()
 		n := 0
 		for k, v := c.Seek(factKey(lo)); k != nil; k, v = c.Next() {
 			if hiKey != nil && bytes.Compare(k, hiKey) >= 0 {
 				return nil
 			}
-			// Checking every fact would cost more than the check; a signature
-			// check per fact already dwarfs a poll every 64.
+			// Checking every fact would cost more than the check; decoding
+			// and checking a fact already dwarfs a poll every 64.
 			if n++; n%64 == 0 {
 				if err := ctx.Err(); err != nil {
 					return err
@@ -102,7 +103,7 @@ func (j *Journal) Range(ctx context.Context, ns core.Namespace, lo, hi FactKey, 
 			if err != nil {
 				return err
 			}
-			sf, err := decodeStored(fk, v)
+			sf, err := decodeStored(fk, v, sumIn(sums, k))
 			if err != nil {
 				return err
 			}

@@ -16,7 +16,7 @@ type txState struct {
 	j                          *Journal
 	tx                         *bolt.Tx
 	facts, ids, log, nsb, meta *bolt.Bucket
-	members                    *bolt.Bucket
+	members, sums              *bolt.Bucket
 	lastSeq, factCount         uint64
 	records                    map[core.Namespace]*nsRecord
 	dirty                      map[core.Namespace]bool
@@ -31,7 +31,7 @@ func newTxState(tx *bolt.Tx, j *Journal) (*txState, error) {
 		j: j, tx: tx,
 		facts: tx.Bucket(bucketFacts), ids: tx.Bucket(bucketIDs), log: tx.Bucket(bucketLog),
 		nsb: tx.Bucket(bucketNamespaces), meta: tx.Bucket(bucketMeta),
-		members: tx.Bucket(bucketMembers),
+		members: tx.Bucket(bucketMembers), sums: tx.Bucket(bucketSums),
 		records: map[core.Namespace]*nsRecord{},
 		dirty:   map[core.Namespace]bool{},
 		changed: map[core.Namespace]bool{},
@@ -160,7 +160,16 @@ func (st *txState) insert(sf *SignedFact, orphanable bool) (Committed, bool, err
 		return c, true, err
 	}
 	nsFacts.FillPercent = 1.0
-	if err := nsFacts.Put(factKey(loc.key), sf.Encode()); err != nil {
+	raw := sf.Encode()
+	if err := nsFacts.Put(factKey(loc.key), raw); err != nil {
+		return c, true, err
+	}
+	nsSums, err := st.sums.CreateBucketIfNotExists(nsKey(sf.Namespace))
+	if err != nil {
+		return c, true, err
+	}
+	nsSums.FillPercent = 1.0
+	if err := nsSums.Put(factKey(loc.key), storedSum(raw)); err != nil {
 		return c, true, err
 	}
 	if err := st.ids.Put(sf.ID[:], encodeIDEntry(loc)); err != nil {

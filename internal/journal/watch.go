@@ -246,9 +246,10 @@ func readFact(tx *bolt.Tx, loc location) (*SignedFact, error) {
 	if b == nil {
 		return nil, fmt.Errorf("namespace bucket %s missing: %w", loc.ns, ErrCorrupt)
 	}
-	raw := b.Get(factKey(loc.key))
+	fk := factKey(loc.key)
+	raw := b.Get(fk)
 	if raw == nil {
 		return nil, fmt.Errorf("fact %s missing: %w", loc.key.ID, ErrCorrupt)
 	}
-	return decodeStored(loc.key, raw)
+	return decodeStored(loc.key, raw, sumIn(sumsOf(tx, nsKey(loc.ns)), fk))
 }
