@@ -129,24 +129,40 @@ func (a *Announcer) Announce(ctx context.Context, c core.ContextID, facts []*jou
 	if err != nil {
 		return err
 	}
-	var missed int
-	var last error
+	var payloads [][]byte
+	var counts []int
 	for len(facts) > 0 {
 		batch := facts[:min(len(facts), MaxAnnounceFacts)]
 		facts = facts[len(batch):]
-		payload := EncodeFacts(batch)
-		for _, m := range members {
-			if m == a.t.Self() {
-				continue
-			}
-			err := a.t.Send(ctx, transport.Message{Protocol: ProtocolAnnounce, Context: c, To: m, Type: TypeFacts, Cost: announceCost * uint64(len(batch)), Payload: payload})
-			if err != nil {
-				missed++
-				last = err
-				a.log.Debug("announcement not delivered; reconciliation will carry it", zap.Stringer("to", m), zap.Error(err))
-			}
-		}
+		payloads, counts = append(payloads, EncodeFacts(batch)), append(counts, len(batch))
 	}
+	// Each member gets the batches in order on a goroutine of its own: the
+	// budget ledger group-commits charges made at once, so announcing to n
+	// members costs about one commit rather than n in a row.
+	var (
+		mu     stdsync.Mutex
+		missed int
+		last   error
+		wg     stdsync.WaitGroup
+	)
+	for _, m := range members {
+		if m == a.t.Self() {
+			continue
+		}
+		wg.Go(func() {
+			for i, payload := range payloads {
+				err := a.t.Send(ctx, transport.Message{Protocol: ProtocolAnnounce, Context: c, To: m, Type: TypeFacts, Cost: announceCost * uint64(counts[i]), Payload: payload})
+				if err != nil {
+					mu.Lock()
+					missed++
+					last = err
+					mu.Unlock()
+					a.log.Debug("announcement not delivered; reconciliation will carry it", zap.Stringer("to", m), zap.Error(err))
+				}
+			}
+		})
+	}
+	wg.Wait()
 	if missed > 0 {
 		return fmt.Errorf("%d announcements not delivered: %w", missed, last)
 	}
