@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -147,7 +148,10 @@ func callRaw(ctx context.Context, conn *grpc.ClientConn, method string, m grpc.M
 	if err != nil {
 		return err
 	}
-	if err := s.SendMsg(undecodableRequest); err != nil {
+	// io.EOF from SendMsg means the server already ended the stream (a
+	// bidirectional call refused before it reads): its status is what
+	// RecvMsg returns.
+	if err := s.SendMsg(undecodableRequest); err != nil && !errors.Is(err, io.EOF) {
 		return err
 	}
 	if err := s.CloseSend(); err != nil {
