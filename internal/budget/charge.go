@@ -29,16 +29,27 @@ import (
 // (its commit was built on that one, ErrStale) is rebuilt and retried, a few
 // times: one caller's bad facts do not fail its neighbours' sends.
 func (l *Ledger) Charge(ctx context.Context, k Key, c core.Class, cost uint64, leak core.Leakage, facts []*journal.SignedFact) (*Receipt, error) {
+	return l.ChargeQueued(ctx, k, c, cost, leak, facts, nil)
+}
+
+// ChargeQueued is Charge that also calls queued, if set, as soon as the
+// receipt has its nonce and its commit is queued, before it is durable: a
+// charge of k started after that takes a later nonce. A caller can so keep
+// many charges of one chain in flight, sharing group commits, in the order
+// it starts them. queued is not called for a denial; after a retry (an
+// earlier charge's commit failed) it may have been called for a nonce the
+// receipt no longer has, and later charges may have overtaken this one.
+func (l *Ledger) ChargeQueued(ctx context.Context, k Key, c core.Class, cost uint64, leak core.Leakage, facts []*journal.SignedFact, queued func()) (*Receipt, error) {
 	const attempts = 4
 	for i := 1; ; i++ {
-		r, err := l.chargeOnce(ctx, k, c, cost, leak, facts)
+		r, err := l.chargeOnce(ctx, k, c, cost, leak, facts, queued)
 		if err == nil || !errors.Is(err, ErrStale) || i == attempts || ctx.Err() != nil {
 			return r, err
 		}
 	}
 }
 
-func (l *Ledger) chargeOnce(ctx context.Context, k Key, c core.Class, cost uint64, leak core.Leakage, facts []*journal.SignedFact) (*Receipt, error) {
+func (l *Ledger) chargeOnce(ctx context.Context, k Key, c core.Class, cost uint64, leak core.Leakage, facts []*journal.SignedFact, queued func()) (*Receipt, error) {
 	if !c.Valid() {
 		return nil, fmt.Errorf("charge %v: class %d: %w", k, c, core.ErrInvalidArgument)
 	}
@@ -148,6 +159,9 @@ func (l *Ledger) chargeOnce(ctx context.Context, k Key, c core.Class, cost uint6
 	ticket := sk.queued
 	lc.rec = lnext
 	unlock()
+	if queued != nil {
+		queued()
+	}
 
 	errRot := wait(ctx, pRot)
 	err = wait(ctx, p)

@@ -19,7 +19,7 @@ type charger struct{ l *Ledger }
 // ledger refuses an invalid class (0 included), so an unclassified send fails
 // closed, never to the most generous class.
 func (c charger) Charge(ctx context.Context, ch transport.Charge) (transport.Receipt, error) {
-	r, err := c.l.Charge(ctx, Key{Context: ch.Context, Peer: ch.Peer}, ch.Class, ch.Cost, ch.Leakage, ch.Facts)
+	r, err := c.l.ChargeQueued(ctx, Key{Context: ch.Context, Peer: ch.Peer}, ch.Class, ch.Cost, ch.Leakage, ch.Facts, ch.Queued)
 	if err != nil {
 		return transport.Receipt{}, err
 	}

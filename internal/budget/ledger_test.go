@@ -870,3 +870,43 @@ func TestValidators(t *testing.T) {
 		t.Fatalf("short leakage summary: %v", err)
 	}
 }
+
+// Charges of one key started each once the one before is queued (not yet
+// durable) take nonces in that order and all commit; a denial is never
+// queued.
+func TestChargeQueuedKeepsOrderInFlight(t *testing.T) {
+	a, b, _ := pair(t)
+	ctx := context.Background()
+	k := Key{Context: ctxA, Peer: b.id()}
+	if err := a.l.SetLimit(ctx, k, 20); err != nil {
+		t.Fatal(err)
+	}
+	const n = 8
+	receipts := make([]*Receipt, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		queued := make(chan struct{})
+		wg.Go(func() {
+			receipts[i], errs[i] = a.l.ChargeQueued(ctx, k, core.ClassContact, 2, core.Leakage{}, nil, func() { close(queued) })
+		})
+		<-queued
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("charge %d: %v", i, err)
+		}
+		if receipts[i].Nonce != uint64(i+1) {
+			t.Fatalf("charge %d has nonce %d", i, receipts[i].Nonce)
+		}
+	}
+	checkReceiptChain(t, receipts)
+	called := false
+	if _, err := a.l.ChargeQueued(ctx, k, core.ClassContact, 5, core.Leakage{}, nil, func() { called = true }); !errors.Is(err, ErrExhausted) || called {
+		t.Fatalf("over the limit: %v, queued called %v", err, called)
+	}
+	if e := a.get(k); e.LastNonce != n || e.State.Spent != 2*n {
+		t.Fatalf("stored nonce %d, spent %d", e.LastNonce, e.State.Spent)
+	}
+}

@@ -131,6 +131,35 @@ func TestFreshDeviceGetsEverything(t *testing.T) {
 	}
 }
 
+// A push keeps several batches in flight while their charges become
+// durable (the memnet's Send, like the transport's, returns only then), and
+// every fact still arrives once.
+func TestPushPipelines(t *testing.T) {
+	p := newPair(t, Options{})
+	var facts []*journal.SignedFact
+	for range 1500 {
+		facts = append(facts, p.fact(t, true))
+	}
+	add(t, facts, p.a)
+	p.h.mu.Lock()
+	p.h.chargeDelay = 50 * time.Millisecond
+	p.h.mu.Unlock()
+	res, err := p.b.s.SyncNow(context.Background(), p.a.signer.DeviceID(), core.Namespace{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitIdle(t, p.a.s)
+	sameIDs(t, p)
+	if res[0].FactsIn != 1500 {
+		t.Fatalf("b took in %d, want 1500", res[0].FactsIn)
+	}
+	p.h.mu.Lock()
+	defer p.h.mu.Unlock()
+	if batches := p.h.msgs[TypeBatch]; batches < 4 || p.h.maxInFlight < 2 {
+		t.Fatalf("%d batches, at most %d sends in flight at once", batches, p.h.maxInFlight)
+	}
+}
+
 // TestReconcileProperty checks both tiers against the brute-force set
 // difference for random sets.
 func TestReconcileProperty(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"slices"
 	stdsync "sync"
 	"testing"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/protocol"
 
@@ -32,6 +33,12 @@ type hub struct {
 	misbeh map[string]int
 	// tamper, if set, may change a message's payload before delivery.
 	tamper func(from core.DeviceID, typ string, p []byte) []byte
+	// chargeDelay, if set, is how long Send takes after a message is
+	// queued for delivery (and its Queued called), as the transport's
+	// wait for a durable charge; inFlight and maxInFlight count the batch
+	// sends waiting so.
+	chargeDelay           time.Duration
+	inFlight, maxInFlight int
 }
 
 func newHub() *hub {
@@ -119,10 +126,29 @@ func (n *memNet) Send(ctx context.Context, m transport.Message) error {
 	h.mu.Unlock()
 	select {
 	case c <- transport.Incoming{Protocol: m.Protocol, Context: m.Context, From: n.self, Type: m.Type, Payload: p}:
-		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+	if m.Queued != nil {
+		m.Queued()
+	}
+	h.mu.Lock()
+	delay := h.chargeDelay
+	batch := m.Type == TypeBatch
+	if delay > 0 && batch {
+		h.inFlight++
+		h.maxInFlight = max(h.maxInFlight, h.inFlight)
+	}
+	h.mu.Unlock()
+	if delay > 0 {
+		time.Sleep(delay)
+		if batch {
+			h.mu.Lock()
+			h.inFlight--
+			h.mu.Unlock()
+		}
+	}
+	return nil
 }
 
 type allowAll struct{}

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	stdsync "sync"
 
 	"github.com/aura-p2p/aura/internal/core"
 	"github.com/aura-p2p/aura/internal/journal"
@@ -35,12 +36,28 @@ func (ss *session) startPush(ctx context.Context, j pushJob) {
 	go func() { ss.pushed <- ss.push(ctx, j) }()
 }
 
-// batcher fills batch messages up to the wire limit.
+// pushInFlight is how many batches of one push may be charged and not yet
+// sent at once. Each batch waits for its charge to be durable before it
+// leaves; in flight together, their charges share the ledger's group
+// commits instead of paying a commit each in a row (the receiver keeps
+// maxInFlight batches verifying the same way).
+const pushInFlight = 4
+
+// batcher fills batch messages up to the wire limit and sends them, up to
+// pushInFlight at once, in the order it fills them.
 type batcher struct {
 	ss    *session
 	facts [][]byte
 	size  int
-	sent  uint64
+
+	slots chan struct{} // one per batch in flight
+	wg    stdsync.WaitGroup
+	mu    stdsync.Mutex
+	err   error // the first send's failure
+}
+
+func newBatcher(ss *session) *batcher {
+	return &batcher{ss: ss, slots: make(chan struct{}, pushInFlight)}
 }
 
 func (b *batcher) add(ctx context.Context, raw []byte) error {
@@ -55,23 +72,65 @@ func (b *batcher) add(ctx context.Context, raw []byte) error {
 	return nil
 }
 
+// flush starts sending the filled batch and returns once it has its place
+// in the chain (so the next batch goes after it) or its send ended; it
+// returns the first failure of any batch sent so far.
 func (b *batcher) flush(ctx context.Context, missing uint64) error {
+	if err := b.failed(); err != nil {
+		return err
+	}
 	if len(b.facts) == 0 && missing == 0 {
 		return nil
 	}
 	p := encodeBatch(b.ss.id, missing, b.facts)
-	if err := b.ss.sendFacts(ctx, p, len(b.facts)); err != nil {
-		return err
+	n := len(b.facts)
+	b.facts, b.size = b.facts[:0], 0 // p holds copies of them
+	select {
+	case b.slots <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
 	}
-	b.sent += uint64(len(b.facts))
-	b.facts, b.size = b.facts[:0], 0
-	return nil
+	queued := make(chan struct{})
+	closeQueued := stdsync.OnceFunc(func() { close(queued) })
+	b.wg.Go(func() {
+		defer func() { <-b.slots }()
+		err := b.ss.sendFacts(ctx, p, n, closeQueued)
+		closeQueued()
+		if err != nil {
+			b.mu.Lock()
+			if b.err == nil {
+				b.err = err
+			}
+			b.mu.Unlock()
+		}
+	})
+	<-queued
+	return b.failed()
 }
 
-// sendFacts sends one batch. It runs on push goroutines, so what it counts
-// goes under pushMu, where report folds it into the session's progress.
-func (ss *session) sendFacts(ctx context.Context, p []byte, n int) error {
-	if err := ss.s.net.Send(ctx, transportMessage(ss, TypeBatch, p)); err != nil {
+func (b *batcher) failed() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.err
+}
+
+// finish flushes the last batch and waits for every send of the push.
+func (b *batcher) finish(ctx context.Context, missing uint64) error {
+	err := b.flush(ctx, missing)
+	b.wg.Wait()
+	if err != nil {
+		return err
+	}
+	return b.failed()
+}
+
+// sendFacts sends one batch; queued hears when it has its place in the
+// chain. It runs on push goroutines, so what it counts goes under pushMu,
+// where report folds it into the session's progress.
+func (ss *session) sendFacts(ctx context.Context, p []byte, n int, queued func()) error {
+	m := transportMessage(ss, TypeBatch, p)
+	m.Queued = queued
+	if err := ss.s.net.Send(ctx, m); err != nil {
 		return sendFailed(ctx, err)
 	}
 	ss.pushMu.Lock()
@@ -82,7 +141,9 @@ func (ss *session) sendFacts(ctx context.Context, p []byte, n int) error {
 }
 
 func (ss *session) push(ctx context.Context, j pushJob) error {
-	b := &batcher{ss: ss}
+	b := newBatcher(ss)
+	// Every path ends in finish, so no send of this push outlives it.
+	defer b.wg.Wait()
 	ns := ss.ns()
 	switch {
 	case j.wants != nil:
@@ -111,7 +172,7 @@ func (ss *session) push(ctx context.Context, j pushJob) error {
 				missing++
 			}
 		}
-		return b.flush(ctx, missing)
+		return b.finish(ctx, missing)
 	case j.ids != nil:
 		for _, id := range j.ids {
 			f, err := ss.s.st.Get(ctx, id)
@@ -125,7 +186,7 @@ func (ss *session) push(ctx context.Context, j pushJob) error {
 				return err
 			}
 		}
-		return b.flush(ctx, 0)
+		return b.finish(ctx, 0)
 	default:
 		lo, hi := journal.FactKey{}, journal.FactKey{}
 		if j.bounded {
@@ -158,7 +219,7 @@ func (ss *session) walk(ctx context.Context, b *batcher, lo, hi journal.FactKey,
 			}
 		}
 		if len(chunk) < pushChunkFacts {
-			return b.flush(ctx, 0)
+			return b.finish(ctx, 0)
 		}
 		lo = successor(last)
 	}

@@ -49,6 +49,10 @@ type Charge struct {
 	Leakage core.Leakage
 	// Facts commit atomically with the charge (journal coupling).
 	Facts []*journal.SignedFact
+	// Queued, if set, is called once the charge has its place in its
+	// chain (its nonce) and before it is durable; a Charger may never call
+	// it (the charge is then ordered when Charge returns).
+	Queued func()
 }
 
 // Receipt is a signed proof of payment, as the ledger encoded it.
@@ -86,6 +90,13 @@ type Message struct {
 	Leakage core.Leakage
 	Facts   []*journal.SignedFact
 	Payload []byte
+	// Queued, if set, is called at most once, when the message has its
+	// place in its chain: a Send of the same context and peer started after
+	// that goes out after this one. It lets a sender keep many messages in
+	// flight, in order, while their charges share group commits. Send may
+	// return without calling it (a refusal, or a charger that does not
+	// tell); the message is then ordered when Send returns.
+	Queued func()
 }
 
 // Incoming is a message that passed every check.
@@ -285,7 +296,7 @@ func (t *Transport) Send(ctx context.Context, m Message) error {
 		}
 	}
 	// 2 + 3. flow budget, persisted together with the message's facts
-	r, err := t.charger.Charge(ctx, Charge{Context: m.Context, Peer: m.To, Class: class, Cost: m.Cost, Leakage: m.Leakage, Facts: m.Facts})
+	r, err := t.charger.Charge(ctx, Charge{Context: m.Context, Peer: m.To, Class: class, Cost: m.Cost, Leakage: m.Leakage, Facts: m.Facts, Queued: onceFunc(m.Queued)})
 	if err != nil {
 		return fmt.Errorf("flow budget: %w", err)
 	}
@@ -604,4 +615,13 @@ func (s *sequencer) done(k chainKey, nonce uint64) {
 		delete(s.active, k)
 	}
 	s.cond.Broadcast()
+}
+
+// onceFunc is fn made safe to call more than once (a charge retried after
+// an earlier one's failure is queued again); nil stays nil.
+func onceFunc(fn func()) func() {
+	if fn == nil {
+		return nil
+	}
+	return sync.OnceFunc(fn)
 }

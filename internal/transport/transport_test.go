@@ -708,3 +708,47 @@ func TestTokenToAnOlderPeerIsRefusedBeforeCharging(t *testing.T) {
 		t.Fatal("the token message reached the older peer")
 	}
 }
+
+// Messages of one chain, each sent once the one before is queued, are in
+// flight together and arrive in the order they were started.
+func TestQueuedSendsKeepTheirOrder(t *testing.T) {
+	a, b := newTNode(t, linkPolicy(1000)), newTNode(t, linkPolicy(1000))
+	connect(t, a, b)
+	ctx := context.Background()
+	const n = 64
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		queued, done := make(chan struct{}), make(chan struct{})
+		wg.Go(func() {
+			defer close(done)
+			errs[i] = a.tr.Send(ctx, transport.Message{Protocol: protoTest, Context: core.LinkContext(a.dev, b.dev), To: b.dev, Type: "msg", Cost: 1,
+				Payload: []byte{byte(i)}, Queued: func() { close(queued) }})
+		})
+		select {
+		case <-queued:
+		case <-done: // refused before it was queued: errs says so
+		}
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("send %d: %v", i, err)
+		}
+	}
+	deadline := time.After(10 * time.Second)
+	for b.received() < n {
+		select {
+		case <-b.seen:
+		case <-deadline:
+			t.Fatalf("b received %d of %d", b.received(), n)
+		}
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for i, m := range b.got {
+		if m.Payload[0] != byte(i) {
+			t.Fatalf("message %d arrived in place %d", m.Payload[0], i)
+		}
+	}
+}
