@@ -359,6 +359,10 @@ func (n *Node) listen() error {
 	return nil
 }
 
+// Transport is the node's transport, for the test harness's hostile
+// scenarios (test/cluster): the daemon itself hands it to no one.
+func (n *Node) Transport() *transport.Transport { return n.transport }
+
 // TCPAddr is the bound remote-control address, or nil.
 func (n *Node) TCPAddr() net.Addr { return n.tcpAddr }
 

@@ -22,6 +22,7 @@ package sync
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	stdsync "sync"
 
@@ -53,6 +54,8 @@ type Transport interface {
 	Handle(proto protocol.ID, h transport.Handler)
 	Send(ctx context.Context, m transport.Message) error
 	Self() core.DeviceID
+	// Misbehaved counts a sender's forged or refused fact against it.
+	Misbehaved(d core.DeviceID, reason string, err error)
 }
 
 // Journal is what announcements need of the journal.
@@ -177,6 +180,7 @@ func (a *Announcer) receive(ctx context.Context, in transport.Incoming) {
 	facts, err := DecodeFacts(in.Payload)
 	if err != nil {
 		a.log.Debug("announcement refused", zap.Stringer("from", in.From), zap.Error(err))
+		a.t.Misbehaved(in.From, "announce_malformed", err)
 		return
 	}
 	ns := a.namespaceOf(in.Context)
@@ -184,11 +188,21 @@ func (a *Announcer) receive(ctx context.Context, in transport.Incoming) {
 	for _, f := range facts {
 		if f.Namespace != ns {
 			a.log.Debug("announced fact outside its context refused", zap.Stringer("from", in.From), zap.Stringer("fact", f.ID))
+			a.t.Misbehaved(in.From, "sync_foreign_fact", fmt.Errorf("fact %s is not in context %s", f.ID, in.Context))
 			continue
 		}
 		r, err := a.j.Receive(ctx, in.From, f)
 		if err != nil {
 			a.log.Debug("announced fact refused", zap.Stringer("from", in.From), zap.Stringer("fact", f.ID), zap.Error(err))
+			// Counted as sync counts the facts of a session: a forgery or
+			// a fact the journal's checks refuse is the sender's doing; a
+			// local failure is not.
+			switch {
+			case errors.Is(err, journal.ErrBadSignature):
+				a.t.Misbehaved(in.From, "sync_forged_fact", err)
+			case errors.Is(err, core.ErrInvalidArgument), errors.Is(err, core.ErrPermissionDenied):
+				a.t.Misbehaved(in.From, "sync_refused_fact", err)
+			}
 			continue
 		}
 		gap = gap || r.Orphaned

@@ -10,6 +10,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/aura-p2p/aura/internal/node"
+	"github.com/aura-p2p/aura/internal/transport"
 )
 
 // Runner says where a cluster's daemons run.
@@ -38,6 +39,9 @@ const (
 	// Crash is Kill as a real kill -9 (processes only: an in-process node
 	// cannot lose its process without taking the test with it).
 	Crash Feature = "kill -9"
+	// Hostile is Transport: sending, as a node, messages its daemon would
+	// never send (in-process only: a process's transport is out of reach).
+	Hostile Feature = "hostile sends"
 )
 
 // Scenario is a multi-node test body, written once for both runners.
@@ -60,7 +64,7 @@ func Run(t *testing.T, n int, scenario Scenario, needs ...Feature) {
 }
 
 func (r Runner) has(f Feature) bool {
-	have := map[Runner][]Feature{InProcess: {NetworkControl}, Processes: {Crash}}
+	have := map[Runner][]Feature{InProcess: {NetworkControl, Hostile}, Processes: {Crash}}
 	return slices.Contains(have[r], f)
 }
 
@@ -195,6 +199,16 @@ type Node struct {
 	dir   string
 	mem   *inProcess
 	proc  *Process
+}
+
+// Transport is the running node's transport, through which a test sends,
+// charged and signed as the node, what its daemon never would: garbage, a
+// forged fact. The node must be running.
+func (n *Node) Transport() *transport.Transport {
+	n.c.Needs(Hostile)
+	n.mem.mu.Lock()
+	defer n.mem.mu.Unlock()
+	return n.mem.n.Transport()
 }
 
 // Dir is the node's data dir.

@@ -16,6 +16,10 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	journalv1 "github.com/aura-p2p/aura/api/proto/aura/journal/v1"
+	"github.com/aura-p2p/aura/internal/core"
+	"github.com/aura-p2p/aura/internal/journal"
+	"github.com/aura-p2p/aura/internal/sync"
+	"github.com/aura-p2p/aura/internal/transport"
 	"github.com/aura-p2p/aura/test/cluster"
 )
 
@@ -342,4 +346,99 @@ func TestConvergenceUnderFaults(t *testing.T) {
 			}, cluster.NetworkControl)
 		})
 	}
+}
+
+// A contact that sends garbage, as a real member whose messages are charged
+// and signed: malformed sync messages, an announcement that does not parse,
+// and a forged fact. The victim stores nothing of it, counts every one
+// against the sender, and keeps serving and syncing with an honest contact.
+func TestGarbageFromAContact(t *testing.T) {
+	cluster.Run(t, 3, func(t *testing.T, c *cluster.Cluster) {
+		victim, rogue, honest := c.Node(0), c.Node(1), c.Node(2)
+		nsRogue := becomeContacts(t, victim, rogue)
+		nsHonest := becomeContacts(t, victim, honest)
+		victim.MustCtl("crdt", "counter", "incr", "n", "--namespace", nsRogue)
+		waitCounter(t, rogue, nsRogue, "n", 1)
+		before := factCount(t, victim, nsRogue)
+
+		ns, err := core.ParseNamespace(nsRogue)
+		if err != nil {
+			t.Fatal(err)
+		}
+		to, err := core.ParseDeviceID(victim.DeviceID())
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A fact in the victim's name that the victim never signed.
+		f := journal.Fact{Namespace: ns, TypeID: "crdt.counter/v1", Payload: []byte("forged"), Author: to, Lamport: 99, CreatedAtMs: 1}
+		body, err := journal.EncodeBody(&f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		forged := &journal.SignedFact{Fact: f, ID: journal.FactIDOf(body), Body: body, Signature: make([]byte, 64)}
+
+		rng := rand.New(rand.NewPCG(5, 5))
+		// junk is a sync message of this release's wire (version 1, then an
+		// 8-byte session id) whose body is n random bytes: past the version
+		// check, so it is garbage rather than another release's message.
+		junk := func(n int) []byte {
+			b := make([]byte, 1+8+n)
+			b[0] = 1
+			for i := range b[1:] {
+				b[1+i] = byte(rng.Uint32())
+			}
+			return b
+		}
+		ctx := context.Background()
+		tr := rogue.Transport()
+		sends := []transport.Message{
+			{Protocol: sync.ProtocolAnnounce, Type: sync.TypeFacts, Payload: sync.EncodeFacts([]*journal.SignedFact{forged})},
+			{Protocol: sync.ProtocolAnnounce, Type: sync.TypeFacts, Payload: junk(300)},
+			{Protocol: sync.ProtocolSync, Type: sync.TypeOpen, Payload: junk(80)},
+			{Protocol: sync.ProtocolSync, Type: sync.TypeBatch, Payload: junk(4000)},
+			{Protocol: sync.ProtocolSync, Type: sync.TypeSketch, Payload: []byte{1, 2, 3}},
+		}
+		for _, m := range sends {
+			m.Context, m.To, m.Cost = core.ContextID(ns.ID), to, 1
+			if err := tr.Send(ctx, m); err != nil {
+				t.Fatalf("rogue send %s: %v", m.Type, err)
+			}
+		}
+
+		// Every message is counted against the rogue, under its reason.
+		want := map[string]int{"sync_forged_fact": 1, "announce_malformed": 1, "sync_malformed": 3}
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			var st struct {
+				Transport struct {
+					Dropped map[string]string `json:"dropped"`
+				} `json:"transport"`
+			}
+			victim.CtlJSON(&st, "status")
+			short := false
+			for reason, n := range want {
+				got, _ := strconv.Atoi(st.Transport.Dropped[reason])
+				short = short || got < n
+			}
+			if !short {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("victim counted %v against the rogue, want at least %v", st.Transport.Dropped, want)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if got := factCount(t, victim, nsRogue); got != before {
+			t.Fatalf("victim holds %d facts of the rogue's context, %d before the garbage", got, before)
+		}
+		if got := counter(t, victim, nsRogue, "n"); got != 1 {
+			t.Fatalf("counter after the forged fact: %d", got)
+		}
+		// The honest contact is served as before.
+		honest.MustCtl("crdt", "counter", "incr", "m", "--namespace", nsHonest, "--by", "3")
+		waitCounter(t, victim, nsHonest, "m", 3)
+		if res := syncNow(t, victim, honest.DeviceID()); len(res) != 1 || res[0].Phase != "SYNC_PHASE_DONE" {
+			t.Fatalf("sync with the honest contact: %+v", res)
+		}
+	}, cluster.Hostile)
 }
