@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	httppprof "net/http/pprof"
 	"strconv"
 	"time"
 
@@ -19,11 +20,12 @@ import (
 const shutdownGrace = 2 * time.Second
 
 // Serve serves /metrics (Prometheus text format of the registry) and /healthz
+// (and, with pprof, Go's profiler under /debug/pprof/)
 // on listen ("host:port"; port 0 picks one) until ctx ends, and returns the
 // bound address. A listen that is no host:port is refused with
 // core.ErrInvalidArgument, one that cannot be bound with the listener's
 // error; nothing is left open then. Wait waits for the server to finish.
-func (m *Metrics) Serve(ctx context.Context, listen string) (net.Addr, error) {
+func (m *Metrics) Serve(ctx context.Context, listen string, pprof bool) (net.Addr, error) {
 	_, port, err := net.SplitHostPort(listen)
 	if err != nil {
 		return nil, fmt.Errorf("metrics listen %q: want host:port (127.0.0.1:9464): %w", listen, core.ErrInvalidArgument)
@@ -46,6 +48,13 @@ func (m *Metrics) Serve(ctx context.Context, listen string) (net.Addr, error) {
 		Timeout:             m.timeout,
 	}))
 	mux.HandleFunc("/healthz", m.healthz)
+	if pprof {
+		mux.HandleFunc("/debug/pprof/", httppprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", httppprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", httppprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", httppprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", httppprof.Trace)
+	}
 	srv := &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 5 * time.Second,

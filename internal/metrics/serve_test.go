@@ -38,7 +38,7 @@ func TestServeMetrics(t *testing.T) {
 	m.ObserveRPC("/aura.node.v1.NodeService/Status", 0, time.Millisecond)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer func() { cancel(); m.Wait() }()
-	addr, err := m.Serve(ctx, "127.0.0.1:0")
+	addr, err := m.Serve(ctx, "127.0.0.1:0", false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +86,7 @@ func TestServeHealthz(t *testing.T) {
 	m := newMetrics(t, src)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer func() { cancel(); m.Wait() }()
-	addr, err := m.Serve(ctx, "127.0.0.1:0")
+	addr, err := m.Serve(ctx, "127.0.0.1:0", false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +131,7 @@ func TestServeRefusesBadListen(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.listen, func(t *testing.T) {
 			m := newMetrics(t, Sources{})
-			addr, err := m.Serve(context.Background(), tc.listen)
+			addr, err := m.Serve(context.Background(), tc.listen, false)
 			if err == nil {
 				t.Fatalf("served on %v", addr)
 			}
@@ -147,7 +147,7 @@ func TestServeRefusesBadListen(t *testing.T) {
 func TestServeStopsWithContext(t *testing.T) {
 	m := newMetrics(t, fakeSources(1, 1))
 	ctx, cancel := context.WithCancel(context.Background())
-	addr, err := m.Serve(ctx, "127.0.0.1:0")
+	addr, err := m.Serve(ctx, "127.0.0.1:0", false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,5 +159,24 @@ func TestServeStopsWithContext(t *testing.T) {
 	if c, err := net.Dial("tcp", addr.String()); err == nil {
 		c.Close()
 		t.Fatal("the metrics listener still accepts after ctx ended")
+	}
+}
+
+// The profiler is served only when asked for.
+func TestServePprofOnlyWhenAsked(t *testing.T) {
+	for _, pprof := range []bool{false, true} {
+		t.Run(fmt.Sprint("pprof=", pprof), func(t *testing.T) {
+			m := newMetrics(t, Sources{})
+			ctx, cancel := context.WithCancel(context.Background())
+			defer func() { cancel(); m.Wait() }()
+			addr, err := m.Serve(ctx, "127.0.0.1:0", pprof)
+			if err != nil {
+				t.Fatal(err)
+			}
+			code, _, body := get(t, "http://"+addr.String()+"/debug/pprof/goroutine?debug=1")
+			if served := code == http.StatusOK && strings.Contains(body, "goroutine profile"); served != pprof {
+				t.Fatalf("pprof %v: /debug/pprof/goroutine answered %d", pprof, code)
+			}
+		})
 	}
 }

@@ -55,6 +55,7 @@ type SyncConfig struct {
 // MetricsConfig configures the Prometheus endpoint.
 type MetricsConfig struct {
 	Listen string `toml:"listen" comment:"host:port serving Prometheus /metrics and /healthz over plain, unauthenticated HTTP; keep it on loopback or a private network. Empty: off."`
+	Pprof  bool   `toml:"pprof" comment:"Also serve Go's profiler under /debug/pprof/ on that listener (CPU, heap, goroutines), for finding where the daemon spends its time. It shows the daemon's internals to whoever reaches the port."`
 }
 
 // P2PConfig configures the libp2p host.
@@ -175,6 +176,9 @@ func (c *Config) Validate() error {
 			bad("metrics.listen = %q: want host:port", l)
 		}
 	}
+	if c.Metrics.Pprof && c.Metrics.Listen == "" {
+		bad("metrics.pprof needs metrics.listen")
+	}
 	if c.Control.TCPListen != "" && (c.Control.TLSCertFile == "" || c.Control.TLSKeyFile == "" || c.Control.TokenFile == "") {
 		bad("control.tcp_listen needs control.tls_cert_file, control.tls_key_file and control.token_file")
 	}
@@ -263,6 +267,7 @@ func configFields() []configField {
 		{"p2p-hole-punching", "upgrade relayed connections to direct ones", func(c *Config) pflag.Value { return (*boolValue)(&c.P2P.HolePunching) }},
 		{"budget-epoch", "flow budget epoch", func(c *Config) pflag.Value { return textValue{&c.Budget.Epoch} }},
 		{"metrics-listen", "host:port for Prometheus /metrics (off when empty)", func(c *Config) pflag.Value { return (*stringValue)(&c.Metrics.Listen) }},
+		{"metrics-pprof", "also serve /debug/pprof/ on the metrics listener", func(c *Config) pflag.Value { return (*boolValue)(&c.Metrics.Pprof) }},
 		{"sync-interval", "reconcile with a random peer this often (0s: only on connection and on demand)", func(c *Config) pflag.Value { return textValue{&c.Sync.Interval} }},
 	}
 }

@@ -95,6 +95,7 @@ func TestConfigRejects(t *testing.T) {
 		{"bad level in env", nil, map[string]string{"AURAD_LOG_LEVEL": "loud"}, `log.level = "loud"`},
 		{"world socket", []string{"--socket-mode", "0666"}, nil, "socket_mode = 0666"},
 		{"tcp without tls", []string{"--control-tcp-listen", "127.0.0.1:0"}, nil, "needs control.tls_cert_file"},
+		{"pprof without a metrics listener", []string{"--metrics-pprof=true"}, nil, "metrics.pprof needs metrics.listen"},
 		{"bad duration", nil, map[string]string{"AURAD_SHUTDOWN_TIMEOUT": "soon"}, "AURAD_SHUTDOWN_TIMEOUT"},
 	}
 	for _, tc := range tests {

@@ -222,7 +222,7 @@ func start(ctx context.Context, cfg Config, d Deps, comps []component) (_ *Node,
 	if n.metrics != nil {
 		mctx, stop := context.WithCancel(context.Background())
 		n.stopMetrics = stop
-		if n.metricsAddr, err = n.metrics.Serve(mctx, cfg.Metrics.Listen); err != nil {
+		if n.metricsAddr, err = n.metrics.Serve(mctx, cfg.Metrics.Listen, cfg.Metrics.Pprof); err != nil {
 			return nil, fmt.Errorf("metrics listener: %w", err)
 		}
 	}
