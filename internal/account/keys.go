@@ -39,8 +39,11 @@ import (
 //     deleted and zeroed in memory;
 //   - for each UpdatePath this device publishes, the root secret of its
 //     path and its new path keys, written in the transaction that stores the
-//     op (so they exist before anyone can see the op), deleted once the op
-//     applied and its epoch's keys are stored, or once it lost;
+//     op (so they exist before anyone can see the op), deleted once it
+//     lost, or once a later update path of this device applied: the
+//     latest applied one's stay, because a higher op that reroutes the
+//     chain further back than keepEpochs states leaves this device no
+//     other way to its own leaf's key (see advanceKeys);
 //   - leaf and path secrets never outlive tree.Commit.
 
 // Key schedule errors.
@@ -316,15 +319,26 @@ func (s *Service) advanceKeys(ctx context.Context, r *reduced) error {
 		}
 	}
 	added := map[core.Hash]*epochKeys{}
+	var consumed []tree.OpID
 	if start < 0 {
-		g, err := s.genesisKeys(r, chain[0])
+		// The chain shares no state with the keys this device kept: a
+		// higher op rerouted it further back than keepEpochs states.
+		// Replaying from the genesis would pass this device's own update
+		// paths without their keys, and leave it without its own leaf's
+		// key; its latest own update path on the chain (its anchor,
+		// whose keys it keeps for this) gives them back.
+		k, anchor, err := s.anchorKeys(ctx, r, res.Applied, chain)
 		if err != nil {
 			return err
 		}
-		start, added[hist[0]] = 0, g
-		s.keys.states[hist[0]] = g
+		if anchor == nil {
+			if anchor, err = s.genesisKeys(r, chain[0]); err != nil {
+				return err
+			}
+		}
+		start, added[hist[k]] = k, anchor
+		s.keys.states[hist[k]] = anchor
 	}
-	var consumed []tree.OpID
 	for i := start; i < len(res.Applied); i++ {
 		id := res.Applied[i]
 		next, own, err := s.stepKeys(ctx, r, id, s.keys.states[hist[i]], chain[i], chain[i+1])
@@ -342,6 +356,33 @@ func (s *Service) advanceKeys(ctx context.Context, r *reduced) error {
 	}
 	s.keys.tip = hist[len(hist)-1]
 	return nil
+}
+
+// anchorOf is the latest of this device's own update paths among applied,
+// and its index; -1 when there is none.
+func (s *Service) anchorOf(r *reduced, applied []tree.OpID) (tree.OpID, int) {
+	for i := len(applied) - 1; i >= 0; i-- {
+		id := applied[i]
+		if _, ok := r.ops[id].Body.(tree.UpdatePathBody); ok && r.facts[id] != nil && r.facts[id].Author == s.self {
+			return id, i
+		}
+	}
+	return tree.OpID{}, -1
+}
+
+// anchorKeys are the keys of the state this device's latest own update
+// path on the chain led to, from the keys it kept of that path, and the
+// state's index in the chain; nil and 0 when it has none.
+func (s *Service) anchorKeys(ctx context.Context, r *reduced, applied []tree.OpID, chain []*tree.State) (int, *epochKeys, error) {
+	id, i := s.anchorOf(r, applied)
+	if i < 0 {
+		return 0, nil, nil
+	}
+	k, own, err := s.stepKeys(ctx, r, id, &epochKeys{}, chain[i], chain[i+1])
+	if err != nil || !own {
+		return 0, nil, err
+	}
+	return i + 1, k, nil
 }
 
 // genesisKeys are epoch 0's: the secret from the genesis nonce, and this
@@ -455,7 +496,18 @@ func (s *Service) storeKeys(ctx context.Context, r *reduced, hist []core.Hash, r
 			drop = append(drop, h)
 		}
 	}
-	lost := slices.Clone(consumed)
+	// The keys of this device's latest own update path on the chain stay
+	// (see advanceKeys): they are how it gets back in after a reroute
+	// deeper than the states it keeps. Those of its earlier ones go.
+	anchor, at := s.anchorOf(r, res.Applied)
+	lost := slices.DeleteFunc(slices.Clone(consumed), func(id tree.OpID) bool { return at >= 0 && id == anchor })
+	for _, id := range res.Applied[:max(at, 0)] {
+		if f := r.facts[id]; f != nil && f.Author == s.self {
+			if _, ok := r.ops[id].Body.(tree.UpdatePathBody); ok {
+				lost = append(lost, id)
+			}
+		}
+	}
 	for _, sup := range res.Superseded {
 		lost = append(lost, sup.ID)
 	}

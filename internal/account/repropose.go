@@ -180,6 +180,9 @@ func (s *Service) reproposeOne(ctx context.Context, r *reduced) (bool, error) {
 		if err != nil {
 			return false, err
 		}
+		if rec == nil {
+			continue // not decidable yet: see reproposalOf
+		}
 		if pend != nil {
 			defer pend.zero()
 		}
@@ -203,7 +206,13 @@ func (s *Service) reproposeOne(ctx context.Context, r *reduced) (bool, error) {
 
 // reproposalOf is what to make again for this device's lost op id on the
 // current state: the ops, further transaction steps, the pending keys of
-// the update path among them, and the record.
+// the update path among them, and the record. A nil record means the
+// question cannot be answered yet: this device is not in the current
+// state. That is most often a passing state, not a removal: the op that
+// added this device lost too, and its inviter has yet to make it again
+// (devices invite as soon as they joined, before they hear whether their
+// own addition won). Recording "not made again" then would drop for good
+// an addition the person asked for.
 func (s *Service) reproposalOf(ctx context.Context, r *reduced, id tree.OpID) (*reproposal, []*tree.Op, []journal.TxOp, *epochKeys, error) {
 	op := r.ops[id]
 	none := func(why string) (*reproposal, []*tree.Op, []journal.TxOp, *epochKeys, error) {
@@ -212,12 +221,22 @@ func (s *Service) reproposalOf(ctx context.Context, r *reduced, id tree.OpID) (*
 	st := r.reducer.State()
 	me, in := st.FindDevice(s.self)
 	if !in {
-		return none("this device is no longer in the account's tree")
+		return nil, nil, nil, nil, nil
 	}
 	var first *tree.Op
 	var steps []journal.TxOp
 	switch b := op.Body.(type) {
 	case tree.UpdatePathBody:
+		// A later update path of this device that applied already gave
+		// it fresh keys: another would only add an epoch for every
+		// device to catch up with. This is the update path that came
+		// with an addition or removal made again, whose first op lost:
+		// the op made again came with its own. A device's own ops are
+		// made on its current state, so an own path applied at the lost
+		// one's epoch or later was made after it.
+		if anchor, at := s.anchorOf(r, r.reducer.Result().Applied); at >= 0 && r.ops[anchor].Parent.Epoch >= op.Parent.Epoch {
+			return none("a later update path of this device applied")
+		}
 	case tree.RemoveLeafBody:
 		target, ok := leafAt(r, op.Parent, b.Leaf)
 		device := target.Device
