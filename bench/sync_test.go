@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -56,6 +57,52 @@ const (
 	// of the kernel ABI and 100 on the architectures Go runs Linux on.
 	userHZ = 100
 )
+
+// profileEnv names a directory: set, the daemons serve Go's profiler and a
+// benchmark that supports it saves each daemon's CPU profile of its timed
+// region there (A.cpu, B.cpu, …: for `go tool pprof -top <aurad> <file>`).
+const profileEnv = "AURA_BENCH_PROFILE"
+
+// profileSeconds is how much of the timed region a profile covers, from its
+// start: shorter than the shortest timed region it is used for.
+const profileSeconds = 5
+
+// profileDaemons starts a CPU profile of each daemon, when profileEnv is
+// set; the returned wait saves them once they end.
+func profileDaemons(b *testing.B, ds ...*daemon) (wait func()) {
+	dir := os.Getenv(profileEnv)
+	if dir == "" {
+		return func() {}
+	}
+	var wg sync.WaitGroup
+	for _, d := range ds {
+		if d.ready.MetricsAddr == "" {
+			b.Fatalf("%s serves no metrics listener to profile", d.name)
+		}
+		wg.Go(func() {
+			resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", d.ready.MetricsAddr, profileSeconds))
+			if err != nil {
+				b.Errorf("%s: profile: %v", d.name, err)
+				return
+			}
+			defer resp.Body.Close()
+			out := filepath.Join(dir, strings.Fields(d.name)[0]+".cpu")
+			f, err := os.Create(out)
+			if err == nil {
+				_, err = io.Copy(f, resp.Body)
+				if cerr := f.Close(); err == nil {
+					err = cerr
+				}
+			}
+			if err != nil {
+				b.Errorf("%s: saving the profile: %v", d.name, err)
+				return
+			}
+			b.Logf("%s: CPU profile of the first %d s of the timed region in %s", d.name, profileSeconds, out)
+		})
+	}
+	return wg.Wait
+}
 
 // syncBinaries are aurad and auractl built once per run of the test binary.
 // Not test/cluster's: it builds aurad with the race detector, which would be
@@ -131,6 +178,9 @@ func (d *daemon) start() {
 	cmd := exec.Command(d.aurad, "--datadir", d.dir)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Env = append(os.Environ(), "HOME="+d.dir)
+	if os.Getenv(profileEnv) != "" {
+		cmd.Env = append(cmd.Env, "AURAD_METRICS_LISTEN=127.0.0.1:0", "AURAD_METRICS_PPROF=true")
+	}
 	// A daemon must not outlive a benchmark that dies without its cleanups.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
@@ -534,6 +584,7 @@ func bootstrapOnce(b *testing.B, n int, receiverLower bool, aurad, auractl strin
 	sctx, cancel := context.WithTimeout(ctx, syncGuard)
 	defer cancel()
 	cpuA0, cpuB0 := a.cpu(), bd.cpu()
+	profiled := profileDaemons(b, a, bd)
 	b.StartTimer()
 	t0 = time.Now()
 	stream, err := syncv1.NewSyncServiceClient(bd.conn).SyncNow(sctx, &syncv1.SyncNowRequest{Peer: a.ready.DeviceID, Namespace: ns})
@@ -556,6 +607,7 @@ func bootstrapOnce(b *testing.B, n int, receiverLower bool, aurad, auractl strin
 			r.cpuA, r.cpuB = a.cpu()-cpuA0, bd.cpu()-cpuB0
 		}
 	}
+	profiled()
 	if r.took == 0 {
 		b.Fatalf("SyncNow ended without a DONE session: last progress %v", last)
 	}
