@@ -107,14 +107,14 @@ func (s *Service) Invite(ctx context.Context, expires time.Duration) (*Invitatio
 	if expires < MinExpiry || expires > MaxExpiry {
 		return nil, fmt.Errorf("expiry %s: want %s to %s: %w", expires, MinExpiry, MaxExpiry, core.ErrInvalidArgument)
 	}
-	s.mu.Lock()
-	r, err := s.own(ctx)
+	s.readMu.Lock()
+	r, err := s.current(ctx)
 	var required int
 	if err == nil {
 		st := r.reducer.State()
 		required, err = tree.Required(st.Policy(), st.Devices())
 	}
-	s.mu.Unlock()
+	s.readMu.Unlock()
 	if err != nil {
 		return nil, err
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 
 	"go.uber.org/zap"
@@ -229,6 +230,18 @@ func (s *Service) loadKeys(ctx context.Context) error {
 	if s.keys.loaded {
 		return nil
 	}
+	kr, err := s.readKeyring(ctx, true)
+	if err != nil {
+		return err
+	}
+	s.keys = kr
+	return nil
+}
+
+// readKeyring reads the stored keys of this device's account, the epoch
+// secrets only if withStates. It only reads the store, so reads use it
+// without s.mu; only loadKeys's copy is ever written.
+func (s *Service) readKeyring(ctx context.Context, withStates bool) (keyring, error) {
 	states := map[core.Hash]*epochKeys{}
 	reproposed := map[tree.OpID]*reproposal{}
 	baseline := true
@@ -255,7 +268,7 @@ func (s *Service) loadKeys(ctx context.Context) error {
 			}
 		}
 		kb := b.SubIfExists(subKeys)
-		if kb == nil {
+		if kb == nil || !withStates {
 			return nil
 		}
 		return kb.ForEach(func(k, v []byte) error {
@@ -271,10 +284,12 @@ func (s *Service) loadKeys(ctx context.Context) error {
 		})
 	})
 	if err != nil {
-		return err
+		for _, k := range states {
+			k.zero()
+		}
+		return keyring{}, err
 	}
-	s.keys = keyring{loaded: true, states: states, pendingMayLinger: true, reproposed: reproposed, baseline: baseline}
-	return nil
+	return keyring{loaded: true, states: states, pendingMayLinger: true, reproposed: reproposed, baseline: baseline}, nil
 }
 
 // pendingKeys reads what this device persisted for its own UpdatePath id.
@@ -308,17 +323,58 @@ func (s *Service) advanceKeys(ctx context.Context, r *reduced) error {
 	if err := s.loadKeys(ctx); err != nil {
 		return err
 	}
+	d, err := s.deriveKeys(ctx, r, s.keys.states)
+	if err != nil {
+		return err
+	}
+	maps.Copy(s.keys.states, d.added)
+	if err := s.storeKeys(ctx, r, d.hist, d.res, d.added, d.consumed); err != nil {
+		return err
+	}
+	s.keys.tip = d.hist[len(d.hist)-1]
+	return nil
+}
+
+// derived is what deriveKeys found: the chain's histories and result, the
+// keys of the states past those held, and this device's own update paths
+// whose pending keys they used.
+type derived struct {
+	hist     []core.Hash
+	res      tree.Result
+	added    map[core.Hash]*epochKeys
+	consumed []tree.OpID
+}
+
+// tip is the keys of the chain's last state.
+func (d *derived) tip(held map[core.Hash]*epochKeys) *epochKeys {
+	h := d.hist[len(d.hist)-1]
+	if k := d.added[h]; k != nil {
+		return k
+	}
+	return held[h]
+}
+
+// deriveKeys derives, in memory, the keys of every state of r's winning
+// chain past the last one held has keys for. It changes neither held nor
+// the store: advanceKeys keeps what it derives, Key forgets it.
+func (s *Service) deriveKeys(ctx context.Context, r *reduced, held map[core.Hash]*epochKeys) (*derived, error) {
 	chain := r.reducer.Chain()
 	res := r.reducer.Result()
 	hist := histories(r.authority, res.Applied)
 	start := -1
 	for k := len(chain) - 1; k >= 0; k-- {
-		if s.keys.states[hist[k]] != nil {
+		if held[hist[k]] != nil {
 			start = k
 			break
 		}
 	}
 	added := map[core.Hash]*epochKeys{}
+	keysAt := func(h core.Hash) *epochKeys {
+		if k := added[h]; k != nil {
+			return k
+		}
+		return held[h]
+	}
 	var consumed []tree.OpID
 	if start < 0 {
 		// The chain shares no state with the keys this device kept: a
@@ -329,33 +385,30 @@ func (s *Service) advanceKeys(ctx context.Context, r *reduced) error {
 		// whose keys it keeps for this) gives them back.
 		k, anchor, err := s.anchorKeys(ctx, r, res.Applied, chain)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if anchor == nil {
 			if anchor, err = s.genesisKeys(r, chain[0]); err != nil {
-				return err
+				return nil, err
 			}
 		}
 		start, added[hist[k]] = k, anchor
-		s.keys.states[hist[k]] = anchor
 	}
 	for i := start; i < len(res.Applied); i++ {
 		id := res.Applied[i]
-		next, own, err := s.stepKeys(ctx, r, id, s.keys.states[hist[i]], chain[i], chain[i+1])
+		next, own, err := s.stepKeys(ctx, r, id, keysAt(hist[i]), chain[i], chain[i+1])
 		if err != nil {
-			return err
+			for _, k := range added {
+				k.zero()
+			}
+			return nil, err
 		}
 		if own {
 			consumed = append(consumed, id)
 		}
 		added[hist[i+1]] = next
-		s.keys.states[hist[i+1]] = next
 	}
-	if err := s.storeKeys(ctx, r, hist, res, added, consumed); err != nil {
-		return err
-	}
-	s.keys.tip = hist[len(hist)-1]
-	return nil
+	return &derived{hist: hist, res: res, added: added, consumed: consumed}, nil
 }
 
 // anchorOf is the latest of this device's own update paths among applied,
@@ -574,16 +627,39 @@ func (s *Service) storeKeys(ctx context.Context, r *reduced, hist []core.Hash, r
 }
 
 // Key names the account's current group key: its epoch, the state it
-// belongs to, and a fingerprint devices can compare.
+// belongs to, and a fingerprint devices can compare. It is a read: it takes
+// the keys maintenance stored, derives in memory those of the states the
+// tree reached since, and forgets them again; it stores nothing and waits
+// for no write (Maintain stores them).
 func (s *Service) Key(ctx context.Context) (*KeyInfo, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	r, err := s.maintained(ctx)
+	// The stored keys are read before the tree, so the tree is at least
+	// as far along as the chain they were stored for.
+	kr, err := s.readKeyring(ctx, true)
 	if err != nil {
 		return nil, err
 	}
+	defer func() {
+		for _, k := range kr.states {
+			k.zero()
+		}
+	}()
+	s.readMu.Lock()
+	defer s.readMu.Unlock()
+	r, err := s.current(ctx)
+	if err != nil {
+		return nil, err
+	}
+	d, err := s.deriveKeys(ctx, r, kr.states)
+	if err != nil {
+		return nil, fmt.Errorf("account key schedule: %w", err)
+	}
+	defer func() {
+		for _, k := range d.added {
+			k.zero()
+		}
+	}()
 	st := r.reducer.State()
-	k := s.keys.states[s.keys.tip]
+	k := d.tip(kr.states)
 	if k == nil || !k.known {
 		return nil, fmt.Errorf("epoch %d: %w", st.Epoch(), ErrNoEpochKey)
 	}
@@ -749,7 +825,7 @@ func (s *Service) settle(ctx context.Context) (*View, error) {
 	if err != nil {
 		return nil, err
 	}
-	return s.view(r)
+	return s.view(r, s.keys.reproposed)
 }
 
 // welcome is the secret of the epoch child starts, for the device an AddLeaf

@@ -316,12 +316,13 @@ func TestSupersededOpsAreMadeAgain(t *testing.T) {
 		t.Fatalf("b's update at epoch %d, from %d", vb.Epoch, before.Epoch)
 	}
 	// Both learn of the other's op; the loser's author makes its op again
-	// on its next look at the tree, and that reaches the other.
+	// when it maintains its tree (the daemon does once tree ops arrive),
+	// and that reaches the other.
 	syncAccount(t, auth, a, b)
 	syncAccount(t, auth, b, a)
 	for range 2 {
 		for _, d := range []*device{a, b} {
-			if _, err := d.s.Show(ctx); err != nil {
+			if err := d.s.Maintain(ctx); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -111,7 +111,7 @@ func (s *Service) repropose(ctx context.Context, r *reduced) error {
 		if err != nil || !done {
 			return err
 		}
-		if err := s.follow(ctx, r); err != nil {
+		if _, err := s.own(ctx); err != nil {
 			return err
 		}
 	}

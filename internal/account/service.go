@@ -22,6 +22,7 @@ import (
 	"io"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"go.uber.org/zap"
 
@@ -96,18 +97,23 @@ type Options struct {
 // Service is this device's view of its account and its side of device
 // enrollment.
 type Service struct {
-	o    Options
-	self core.DeviceID
+	o      Options
+	self   core.DeviceID
+	closed atomic.Bool
 
+	// mu is held by what writes: maintenance (Maintain) and this
+	// device's own changes, across their journal commits. It guards main,
+	// the tree those work on, and keys.
 	mu   sync.Mutex
-	tree *reduced // the own account's, refreshed on use
-	keys keyring  // the own account's key schedule
-	// ops follows the own account's tree-op facts as they commit, from
-	// opsSeq on: refreshing the tree then costs what is new, not a scan of
-	// the namespace, so membership lookups can afford it on every message.
-	ops    *journal.Subscription
-	opsSeq uint64
-	closed bool
+	main follower
+	keys keyring // the own account's key schedule
+	// readMu guards reads, the tree the reads answer from. It is never
+	// held across a journal commit, nor taken by anything that holds mu:
+	// the membership lookup of every message waits for no fsync. The two
+	// trees follow the same facts apart; reduction is incremental, and
+	// ops are few.
+	readMu sync.Mutex
+	reads  follower
 
 	enrolMu  sync.Mutex
 	joining  *joinState                      // the one join this device runs
@@ -262,19 +268,47 @@ func (s *Service) refresh(ctx context.Context, r *reduced) error {
 	}
 }
 
-// follow feeds r, the own account's tree, the op facts committed since the
-// last call, from the journal's watch. The caller holds s.mu.
-func (s *Service) follow(ctx context.Context, r *reduced) error {
+// follower is the own account's tree, following the account's tree-op
+// facts as they commit, from seq on: refreshing the tree then costs what
+// is new, not a scan of the namespace, so membership lookups can afford it
+// on every message.
+type follower struct {
+	tree *reduced
+	ops  *journal.Subscription
+	seq  uint64
+}
+
+// close ends the follower's watch. The caller holds the follower's lock.
+func (f *follower) close() {
+	if f.ops != nil {
+		f.ops.Close()
+		f.ops = nil
+	}
+}
+
+// follow loads the own account's tree into fl on first use and feeds it the
+// op facts committed since the last call, from the journal's watch. It
+// only reads the journal. The caller holds fl's lock (s.mu for s.main,
+// s.readMu for s.reads).
+func (s *Service) follow(ctx context.Context, fl *follower) (*reduced, error) {
+	if fl.tree == nil {
+		r, err := s.load(ctx, s.o.Authority)
+		if err != nil {
+			return nil, err
+		}
+		fl.tree = r
+	}
+	r := fl.tree
 	polled, cancel := context.WithCancel(ctx)
 	cancel() // Next returns what is there, and Canceled when nothing is
 	for {
-		if s.closed {
-			return fmt.Errorf("the account service is closed: %w", core.ErrUnavailable)
+		if s.closed.Load() {
+			return nil, fmt.Errorf("the account service is closed: %w", core.ErrUnavailable)
 		}
-		if s.ops == nil {
+		if fl.ops == nil {
 			ns := core.AuthorityNamespace(r.authority)
-			opts := journal.WatchOptions{Namespace: &ns, TypeID: TypeTreeOp, AfterSeq: s.opsSeq}
-			first := s.opsSeq == 0
+			opts := journal.WatchOptions{Namespace: &ns, TypeID: TypeTreeOp, AfterSeq: fl.seq}
+			first := fl.seq == 0
 			if first {
 				// Watch from now, then list what is stored: a replay
 				// from the start would read every fact of the journal.
@@ -283,42 +317,45 @@ func (s *Service) follow(ctx context.Context, r *reduced) error {
 			}
 			sub, err := s.o.Journal.Watch(ctx, opts)
 			if err != nil {
-				return err
+				return nil, err
 			}
-			s.ops = sub
+			fl.ops = sub
 			if first {
 				if err := s.refresh(ctx, r); err != nil {
-					return err
+					// Watched from now, but what was stored is not
+					// all read: the next call lists it again.
+					fl.close()
+					return nil, err
 				}
 			}
 		}
-		f, err := s.ops.Next(polled)
+		f, err := fl.ops.Next(polled)
 		switch {
 		case err == nil:
-			s.opsSeq = f.Seq
+			fl.seq = f.Seq
 			if err := r.feed(f.SignedFact); err != nil {
-				return err
+				return nil, err
 			}
 		case errors.Is(err, journal.ErrWatchLagging):
-			s.ops.Close()
-			s.ops = nil
+			fl.close()
 		case errors.Is(err, context.Canceled) && ctx.Err() == nil:
-			return nil
+			return r, nil
 		default:
-			return err
+			return nil, err
 		}
 	}
 }
 
-// Close ends the service's watch of the journal.
+// Close ends the service's watches of the journal. The reads' watch ends
+// at once; the writers' once what holds it is done.
 func (s *Service) Close() {
+	s.closed.Store(true)
+	s.readMu.Lock()
+	s.reads.close()
+	s.readMu.Unlock()
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.closed = true
-	if s.ops != nil {
-		s.ops.Close()
-		s.ops = nil
-	}
+	s.main.close()
+	s.mu.Unlock()
 }
 
 // feed gives the reducer an op fact it has not seen.
@@ -357,27 +394,23 @@ func (r *reduced) feed(f *journal.SignedFact) error {
 	return nil
 }
 
-// own returns this device's account tree, up to date with the journal.
+// own returns the writers' account tree, up to date with the journal.
 // The caller holds s.mu.
 func (s *Service) own(ctx context.Context) (*reduced, error) {
-	if s.tree == nil {
-		r, err := s.load(ctx, s.o.Authority)
-		if err != nil {
-			return nil, err
-		}
-		s.tree = r
-	}
-	if err := s.follow(ctx, s.tree); err != nil {
-		return nil, err
-	}
-	return s.tree, nil
+	return s.follow(ctx, &s.main)
+}
+
+// current returns the reads' account tree, up to date with the journal.
+// The caller holds s.readMu.
+func (s *Service) current(ctx context.Context) (*reduced, error) {
+	return s.follow(ctx, &s.reads)
 }
 
 // maintained is own, after this device made again its ops that lost and
-// advanced its keys: what the operator's requests and this device's own
-// changes work on. The membership lookups of every message (Devices,
-// Members, SyncSecret) use own alone: they must not write, nor fail for a
-// fault of the key schedule. The caller holds s.mu.
+// advanced its keys: what this device's own changes work on. Reads (Show,
+// Key, Members, Devices, SyncSecret) use current instead: they must not
+// write, nor wait for a write, nor fail for a fault of the key schedule.
+// The caller holds s.mu.
 func (s *Service) maintained(ctx context.Context) (*reduced, error) {
 	r, err := s.own(ctx)
 	if err != nil {
@@ -392,8 +425,9 @@ func (s *Service) maintained(ctx context.Context) (*reduced, error) {
 	return r, nil
 }
 
-// Maintain makes this device's lost tree ops again and advances its keys;
-// the daemon calls it whenever tree ops arrive.
+// Maintain makes this device's lost tree ops again and advances its keys:
+// the writes that follow from tree ops. Reads do neither; the daemon calls
+// it once per run of tree ops that arrive.
 func (s *Service) Maintain(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -401,23 +435,30 @@ func (s *Service) Maintain(ctx context.Context) error {
 	return err
 }
 
-// Show returns the account as this device knows it.
+// Show returns the account as this device knows it: the tree as the
+// journal holds it now, and what became of this device's lost ops as far
+// as maintenance has dealt with them.
 func (s *Service) Show(ctx context.Context) (*View, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	r, err := s.maintained(ctx)
+	// What maintenance recorded is read before the tree: a record commits
+	// with or after the ops it names, so the tree read next holds them.
+	kr, err := s.readKeyring(ctx, false)
 	if err != nil {
 		return nil, err
 	}
-	return s.view(r)
+	s.readMu.Lock()
+	defer s.readMu.Unlock()
+	r, err := s.current(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return s.view(r, kr.reproposed)
 }
 
 // viewOf reduces any authority this journal holds, for the account a
 // device just joined (the service's own is still the old one until the
-// daemon restarts).
+// daemon restarts). It reads a tree of its own, so it takes no lock; the
+// re-proposal records are the old account's, so none are shown.
 func (s *Service) viewOf(ctx context.Context, auth core.AuthorityID) (*View, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	r, err := s.load(ctx, auth)
 	if err != nil {
 		return nil, err
@@ -425,10 +466,12 @@ func (s *Service) viewOf(ctx context.Context, auth core.AuthorityID) (*View, err
 	if err := s.refresh(ctx, r); err != nil {
 		return nil, err
 	}
-	return s.view(r)
+	return s.view(r, nil)
 }
 
-func (s *Service) view(r *reduced) (*View, error) {
+// view is r as an operator sees it, with what became of this device's lost
+// ops by reproposed.
+func (s *Service) view(r *reduced, reproposed map[tree.OpID]*reproposal) (*View, error) {
 	st := r.reducer.State()
 	req, err := tree.Required(st.Policy(), st.Devices())
 	if err != nil {
@@ -445,7 +488,7 @@ func (s *Service) view(r *reduced) (*View, error) {
 		if fate.Err != nil {
 			info.Reason = fate.Err.Error()
 		}
-		if p := s.keys.reproposed[id]; p != nil && fate.Status != tree.StatusApplied {
+		if p := reproposed[id]; p != nil && fate.Status != tree.StatusApplied {
 			if p.As != (tree.OpID{}) {
 				info.Reproposed = &p.As
 			} else {
@@ -468,9 +511,9 @@ func (s *Service) Devices(ctx context.Context) ([]core.DeviceID, error) {
 // the tree, sorted: who may send and be sent the account namespace's
 // messages now.
 func (s *Service) Members(ctx context.Context) ([]core.DeviceID, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	r, err := s.own(ctx)
+	s.readMu.Lock()
+	defer s.readMu.Unlock()
+	r, err := s.current(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -493,9 +536,9 @@ const tagSyncSecret core.Tag = "aura/account/sync/v1"
 // not. The tree's group key replaces it once TreeKEM secrets are kept per
 // epoch.
 func (s *Service) SyncSecret(ctx context.Context) ([]byte, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	r, err := s.own(ctx)
+	s.readMu.Lock()
+	defer s.readMu.Unlock()
+	r, err := s.current(ctx)
 	if err != nil {
 		return nil, err
 	}
