@@ -148,36 +148,46 @@ func (t *Transport) AddPeer(ctx context.Context, s Store, addr string) (KnownPee
 		if sw, ok := t.host.Network().(interface{ Backoff() *swarm.DialBackoff }); ok {
 			sw.Backoff().Clear(pid)
 		}
-		dialed := make(chan struct{})
 		go func() {
-			defer close(dialed)
 			ctx, cancel := context.WithTimeout(t.ctx, addDialTimeout)
 			defer cancel()
 			if err := t.host.Connect(ctx, peer.AddrInfo{ID: pid}); err != nil {
 				t.log.Debug("added peer not reachable yet", zap.Stringer("peer", pid), zap.Error(err))
 			}
 		}()
-		// A reachable peer is connected when the add returns, so the peer
-		// can answer at once over this connection: it has no address of
-		// this device until identify on it finishes. One that is down
-		// does not hold the add up for long; the dial goes on behind it.
-		wait := time.NewTimer(addDialWait)
-		defer wait.Stop()
-		select {
-		case <-dialed:
-		case <-wait.C:
-		case <-ctx.Done():
-		}
 	}
 	return kp, nil
 }
 
-// addDialTimeout bounds the dial that follows a `peer add`; the add itself
-// waits for it at most addDialWait.
-const (
-	addDialTimeout = 10 * time.Second
-	addDialWait    = 2 * time.Second
-)
+// addDialTimeout bounds the dial that follows a `peer add`.
+const addDialTimeout = 10 * time.Second
+
+// connectedPoll is how often AwaitConnected looks.
+const connectedPoll = 10 * time.Millisecond
+
+// AwaitConnected waits until d is connected or ctx ends, and says which.
+// An operator's `peer add` waits on it briefly, so that the added peer can
+// answer at once over the connection: it has no address of this device
+// until identify on it finishes. Callers that must not wait on a peer
+// (a ceremony reaching a frozen inviter) do not call it.
+func (t *Transport) AwaitConnected(ctx context.Context, d core.DeviceID) bool {
+	pid, err := PeerID(d)
+	if err != nil {
+		return false
+	}
+	tick := time.NewTicker(connectedPoll)
+	defer tick.Stop()
+	for {
+		if t.host.Network().Connectedness(pid) == network.Connected {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-tick.C:
+		}
+	}
+}
 
 // RemovePeer forgets a peer and disconnects it.
 func (t *Transport) RemovePeer(ctx context.Context, s Store, d core.DeviceID) error {

@@ -752,3 +752,19 @@ func TestQueuedSendsKeepTheirOrder(t *testing.T) {
 		}
 	}
 }
+
+// AwaitConnected says whether the peer got connected before ctx ended.
+func TestAwaitConnected(t *testing.T) {
+	a, b := newTNode(t, linkPolicy(10)), newTNode(t, linkPolicy(10))
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if a.tr.AwaitConnected(ctx, b.dev) {
+		t.Fatal("connected before any dial")
+	}
+	connect(t, a, b)
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel2()
+	if !b.tr.AwaitConnected(ctx2, a.dev) {
+		t.Fatal("the dialed peer never saw the connection")
+	}
+}

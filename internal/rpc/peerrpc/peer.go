@@ -19,9 +19,13 @@ import (
 	"github.com/aura-p2p/aura/internal/transport"
 )
 
+// addConnectWait is how long AddPeer waits for the added peer's connection.
+const addConnectWait = 2 * time.Second
+
 // Transport is what the service needs from the network edge.
 type Transport interface {
 	AddPeer(ctx context.Context, s transport.Store, addr string) (transport.KnownPeer, error)
+	AwaitConnected(ctx context.Context, d core.DeviceID) bool
 	RemovePeer(ctx context.Context, s transport.Store, d core.DeviceID) error
 	Peers(ctx context.Context, s transport.Store) ([]transport.PeerInfo, error)
 	Connect(ctx context.Context, d core.DeviceID, addr ma.Multiaddr) error
@@ -91,6 +95,12 @@ func (s *Service) AddPeer(ctx context.Context, req *peerv1.AddPeerRequest) (*pee
 	if err != nil {
 		return nil, err
 	}
+	// A reachable peer is connected when the command returns, so it can
+	// answer this device at once; one that is down holds the add up for
+	// addConnectWait at most, and its dial goes on behind.
+	wctx, cancel := context.WithTimeout(ctx, addConnectWait)
+	s.t.AwaitConnected(wctx, kp.Device)
+	cancel()
 	p, err := s.find(ctx, kp.Device)
 	return &peerv1.AddPeerResponse{Peer: p}, err
 }

@@ -33,6 +33,9 @@ func (f *fakeNet) AddPeer(_ context.Context, _ transport.Store, _ string) (trans
 	return transport.KnownPeer{Device: core.DeviceID{2}}, f.err
 }
 
+// AwaitConnected: the fake's peers are connected at once.
+func (f *fakeNet) AwaitConnected(context.Context, core.DeviceID) bool { return true }
+
 func (f *fakeNet) RemovePeer(_ context.Context, _ transport.Store, d core.DeviceID) error {
 	f.calls++
 	f.device = d
