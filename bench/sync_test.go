@@ -60,7 +60,8 @@ const (
 
 // profileEnv names a directory: set, the daemons serve Go's profiler and a
 // benchmark that supports it saves each daemon's CPU profile of its timed
-// region there (A.cpu, B.cpu, …: for `go tool pprof -top <aurad> <file>`).
+// region there (A.cpu, B.cpu, …: for `go tool pprof -top <aurad> <file>`),
+// and each one's goroutines 2 s into it (A.goroutines, …).
 const profileEnv = "AURA_BENCH_PROFILE"
 
 // profileSeconds is how much of the timed region a profile covers, from its
@@ -99,6 +100,24 @@ func profileDaemons(b *testing.B, ds ...*daemon) (wait func()) {
 				return
 			}
 			b.Logf("%s: CPU profile of the first %d s of the timed region in %s", d.name, profileSeconds, out)
+		})
+		// Where the goroutines wait, once the transfer is under way: what
+		// a CPU profile cannot show.
+		wg.Go(func() {
+			time.Sleep(2 * time.Second)
+			resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/goroutine?debug=1", d.ready.MetricsAddr))
+			if err != nil {
+				b.Errorf("%s: goroutines: %v", d.name, err)
+				return
+			}
+			defer resp.Body.Close()
+			body, err := io.ReadAll(resp.Body)
+			if err == nil {
+				err = os.WriteFile(filepath.Join(dir, strings.Fields(d.name)[0]+".goroutines"), body, 0o600)
+			}
+			if err != nil {
+				b.Errorf("%s: saving the goroutines: %v", d.name, err)
+			}
 		})
 	}
 	return wg.Wait
