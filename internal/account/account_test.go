@@ -7,8 +7,10 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/aura-p2p/aura/internal/ceremony"
 	"github.com/aura-p2p/aura/internal/core"
@@ -329,6 +331,15 @@ func TestMessageRoundTrips(t *testing.T) {
 	a, err := decodeAbortMsg((&abortMsg{Detail: "no"}).encode())
 	if err != nil || a.Detail != "no" {
 		t.Fatalf("abort: %+v, %v", a, err)
+	}
+	// A long detail is clipped on a character boundary, and what is not
+	// UTF-8 is refused.
+	long := "x" + strings.Repeat("é", maxDetail)
+	if a, err := decodeAbortMsg((&abortMsg{Detail: long}).encode()); err != nil || !utf8.ValidString(a.Detail) || len(a.Detail) != maxDetail-1 {
+		t.Fatalf("long abort: %+v, %v", a, err)
+	}
+	if _, err := decodeAbortMsg([]byte{msgVersion, 0xff, 'x'}); !errors.Is(err, core.ErrInvalidArgument) {
+		t.Fatalf("non-UTF-8 abort: %v", err)
 	}
 	rec := &inviteRecord{Expires: time.Unix(1_800_000_000, 0).UTC(), State: inviteUsed}
 	rec.Secret[5], rec.Device[6] = 5, 6

@@ -10,7 +10,9 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"go.uber.org/zap"
 
@@ -391,10 +393,13 @@ type abortMsg struct{ Detail string }
 
 const maxDetail = 512
 
+// encode clips the detail at maxDetail bytes, on a character boundary: the
+// detail ends up in the new device's error, which is text (the contact
+// ceremony's abort messages follow the same rule).
 func (a *abortMsg) encode() []byte {
-	d := a.Detail
+	d := strings.ToValidUTF8(a.Detail, "")
 	if len(d) > maxDetail {
-		d = d[:maxDetail]
+		d = strings.ToValidUTF8(d[:maxDetail], "")
 	}
 	return append([]byte{msgVersion}, d...)
 }
@@ -402,6 +407,9 @@ func (a *abortMsg) encode() []byte {
 func decodeAbortMsg(b []byte) (*abortMsg, error) {
 	if len(b) < 1 || b[0] != msgVersion || len(b) > 1+maxDetail {
 		return nil, fmt.Errorf("abort message of %d bytes: %w", len(b), core.ErrInvalidArgument)
+	}
+	if !utf8.Valid(b[1:]) {
+		return nil, fmt.Errorf("abort message: detail is not UTF-8: %w", core.ErrInvalidArgument)
 	}
 	return &abortMsg{Detail: string(b[1:])}, nil
 }
