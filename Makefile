@@ -16,7 +16,7 @@ LDFLAGS   := -X github.com/aura-p2p/aura/internal/buildinfo.version=$(VERSION)
 FUZZTIME_SHORT ?= 3s
 FUZZTIME       ?= 60s
 # Packages with fuzz targets; every decoder of network or disk bytes has one.
-FUZZ_PKGS := ./internal/account ./internal/journal ./internal/journal/lattice ./internal/crdt ./internal/crypto/frost ./internal/transport ./internal/budget ./internal/choreo ./internal/session ./internal/ceremony ./internal/wot ./internal/sync ./internal/sync/riblt ./internal/tree
+FUZZ_PKGS := ./internal/account ./internal/journal ./internal/journal/lattice ./internal/crdt ./internal/crypto/frost ./internal/crypto/edsig ./internal/transport ./internal/budget ./internal/choreo ./internal/session ./internal/ceremony ./internal/wot ./internal/sync ./internal/sync/riblt ./internal/tree
 
 .PHONY: help
 help: ## Show this help

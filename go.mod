@@ -3,6 +3,7 @@ module github.com/aura-p2p/aura
 go 1.26.0
 
 require (
+	filippo.io/edwards25519 v1.2.0
 	github.com/bwesterb/go-ristretto v1.2.4
 	github.com/cloudflare/circl v1.6.5
 	github.com/coreos/go-systemd/v22 v22.7.0

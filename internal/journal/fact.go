@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/aura-p2p/aura/internal/core"
+	"github.com/aura-p2p/aura/internal/crypto/edsig"
 )
 
 // Limits on what a fact may carry. They bound the work any peer can make us do.
@@ -267,9 +268,12 @@ func SignFact(signer Signer, f Fact) (*SignedFact, error) {
 	return &SignedFact{Fact: f, ID: FactIDOf(body), Body: body, Signature: signer.Sign(body)}, nil
 }
 
-// VerifySignature checks the author's signature over the body bytes.
+// VerifySignature checks the author's signature over the body bytes, under
+// the rule of package edsig: every path that admits a fact, one at a time or
+// in a batch, must accept exactly the same signatures, or devices would
+// disagree on the set.
 func (s *SignedFact) VerifySignature() error {
-	if len(s.Signature) != ed25519.SignatureSize || !ed25519.Verify(s.Author.PublicKey(), s.Body, s.Signature) {
+	if !edsig.Verify(s.Author.PublicKey(), s.Body, s.Signature) {
 		return fmt.Errorf("fact %s: bad signature by %s: %w", s.ID, s.Author, core.ErrInvalidArgument)
 	}
 	return nil

@@ -482,6 +482,7 @@ func BenchmarkReceiverInFlight(b *testing.B) {
 // a shared machine the share of it the others leave.
 func BenchmarkVerifyCeiling(b *testing.B) {
 	facts := bootstrapFacts(b, seededSigner(1), 100_000)
+	out := make([]ReceiveResult, len(facts))
 	j := &Journal{}
 	b.ResetTimer()
 	for range b.N {
@@ -489,15 +490,18 @@ func BenchmarkVerifyCeiling(b *testing.B) {
 		var wg sync.WaitGroup
 		for range runtime.GOMAXPROCS(0) {
 			wg.Go(func() {
-				for i := int(next.Add(1) - 1); i < len(facts); i = int(next.Add(1) - 1) {
-					if err := j.checkReceived(facts[i]); err != nil {
-						b.Error(err)
-						return
-					}
+				for k := int(next.Add(1) - 1); k*verifyChunk < len(facts); k = int(next.Add(1) - 1) {
+					lo, hi := k*verifyChunk, min((k+1)*verifyChunk, len(facts))
+					j.checkFacts(facts[lo:hi], out[lo:hi], false)
 				}
 			})
 		}
 		wg.Wait()
+		for i := range out {
+			if out[i].Err != nil {
+				b.Fatal(out[i].Err)
+			}
+		}
 	}
 	b.ReportMetric(float64(b.N*len(facts))/b.Elapsed().Seconds(), "facts/s")
 }
