@@ -40,7 +40,7 @@ const (
 	// cannot lose its process without taking the test with it).
 	Crash Feature = "kill -9"
 	// Hostile is Transport: sending, as a node, messages its daemon would
-	// never send (in-process only: a process's transport is out of reach).
+	// never send.
 	Hostile Feature = "hostile sends"
 )
 
@@ -64,7 +64,7 @@ func Run(t *testing.T, n int, scenario Scenario, needs ...Feature) {
 }
 
 func (r Runner) has(f Feature) bool {
-	have := map[Runner][]Feature{InProcess: {NetworkControl, Hostile}, Processes: {Crash}}
+	have := map[Runner][]Feature{InProcess: {NetworkControl, Hostile}, Processes: {Crash, Hostile}}
 	return slices.Contains(have[r], f)
 }
 
@@ -204,8 +204,20 @@ type Node struct {
 // Transport is the running node's transport, through which a test sends,
 // charged and signed as the node, what its daemon never would: garbage, a
 // forged fact. The node must be running.
+//
+// A process's transport is out of the test's reach, so on the processes
+// runner the node's process is stopped and its data dir started in the test
+// process, on real sockets like the process's: what it sends reaches the
+// other nodes' processes over the network they use. The node stays in the
+// test process from then on.
 func (n *Node) Transport() *transport.Transport {
 	n.c.Needs(Hostile)
+	if n.proc != nil {
+		n.proc.Stop()
+		n.proc = nil
+		n.mem = &inProcess{t: n.t, dir: n.dir, index: n.index}
+		n.mem.start()
+	}
 	n.mem.mu.Lock()
 	defer n.mem.mu.Unlock()
 	return n.mem.n.Transport()

@@ -171,7 +171,8 @@ func (m *memNet) setLatency(d time.Duration) {
 	}
 }
 
-// inProcess is a node.Node started in the test process on the memNet.
+// inProcess is a node.Node started in the test process on the memNet, or,
+// with no memNet, on real sockets.
 type inProcess struct {
 	t     testing.TB
 	dir   string
@@ -214,11 +215,13 @@ func (p *inProcess) boot() error {
 	logger := zap.New(zapcore.NewCore(enc, zapcore.AddSync(log), level))
 	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 	defer cancel()
-	n, err := node.Start(ctx, cfg, node.Deps{
+	deps := node.Deps{
 		Logger:   logger.Named(fmt.Sprintf("node%d", p.index)),
 		Notify:   func(string) {},
 		LogLevel: &level,
-		Host: func(key p2pcrypto.PrivKey) (host.Host, error) {
+	}
+	if p.net != nil {
+		deps.Host = func(key p2pcrypto.PrivKey) (host.Host, error) {
 			h, err := p.net.addHost(key, p.index)
 			if err == nil {
 				p.mu.Lock()
@@ -226,8 +229,9 @@ func (p *inProcess) boot() error {
 				p.mu.Unlock()
 			}
 			return h, err
-		},
-	})
+		}
+	}
+	n, err := node.Start(ctx, cfg, deps)
 	if err != nil {
 		return fmt.Errorf("start: %w\n%s", err, log)
 	}
@@ -294,7 +298,7 @@ func (p *inProcess) down() {
 	p.mu.Lock()
 	id := p.peer
 	p.mu.Unlock()
-	if id == "" {
+	if id == "" || p.net == nil {
 		return
 	}
 	if err := p.net.hostDown(id); err != nil {
