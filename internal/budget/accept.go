@@ -11,6 +11,7 @@ import (
 
 	"github.com/aura-p2p/aura/internal/core"
 	"github.com/aura-p2p/aura/internal/journal"
+	"github.com/aura-p2p/aura/internal/transport"
 )
 
 // Accept is the receive-side check of a receipt that came with a message
@@ -48,6 +49,26 @@ import (
 // records how often it happened. The hash link is checked wherever receipts
 // are consecutive.
 func (l *Ledger) Accept(ctx context.Context, r *Receipt, c core.Class) error {
+	return l.accept(ctx, r, nil, c, true)
+}
+
+// AcceptCompact is Accept for a receipt that came compact (envelope protocol
+// 4): r was rebuilt from the envelope, which the Noise channel
+// authenticates, and is unsigned; cp is the checkpoint it carried, if any.
+// Instead of r's signature it checks
+//
+//   - a checkpoint's signature by r.Src, over the chain through r
+//     (ErrCheckpoint), and that it claims no less than this device received
+//     of the chain (ErrCheckpoint): it is kept as the chain's evidence;
+//   - without one, that fewer than transport.CheckpointEvery receipts in a
+//     row came unsigned (ErrCheckpointMissing).
+func (l *Ledger) AcceptCompact(ctx context.Context, r *Receipt, cp *Checkpoint, c core.Class) error {
+	return l.accept(ctx, r, cp, c, false)
+}
+
+// accept is Accept (signed set: r carries its own signature) and
+// AcceptCompact.
+func (l *Ledger) accept(ctx context.Context, r *Receipt, cp *Checkpoint, c core.Class, signed bool) error {
 	if r == nil {
 		return fmt.Errorf("no receipt: %w", ErrMalformed)
 	}
@@ -66,8 +87,15 @@ func (l *Ledger) Accept(ctx context.Context, r *Receipt, c core.Class) error {
 	if !l.epochs.InWindow(r.Epoch) {
 		return fmt.Errorf("receipt of epoch %d, current %d: %w", r.Epoch, l.epochs.Current(), ErrEpoch)
 	}
-	if err := r.Verify(); err != nil {
-		return err
+	if signed {
+		if err := r.Verify(); err != nil {
+			return err
+		}
+	}
+	if cp != nil {
+		if err := cp.Verify(); err != nil {
+			return err
+		}
 	}
 	l.epochs.Observe(r.Epoch)
 	if err := ctx.Err(); err != nil {
@@ -90,6 +118,10 @@ func (l *Ledger) Accept(ctx context.Context, r *Receipt, c core.Class) error {
 		err = fmt.Errorf("nonce %d, last %d: %w", r.Nonce, prev.nonce, ErrReplay)
 	case r.Nonce == prev.nonce+1 && r.Prev != prev.head:
 		err = fmt.Errorf("nonce %d names prev %s: %w", r.Nonce, r.Prev, ErrChain)
+	case cp != nil && cp.Cumulative < prev.received+r.Cost:
+		err = fmt.Errorf("checkpoint at nonce %d says %d paid, %d received: %w", r.Nonce, cp.Cumulative, prev.received+r.Cost, ErrCheckpoint)
+	case !signed && cp == nil && prev.unchecked+1 >= transport.CheckpointEvery:
+		err = fmt.Errorf("nonce %d: %d receipts since the last checkpoint: %w", r.Nonce, prev.unchecked+1, ErrCheckpointMissing)
 	}
 	if err == nil {
 		limit := l.limit(k, c)
@@ -112,6 +144,9 @@ func (l *Ledger) Accept(ctx context.Context, r *Receipt, c core.Class) error {
 	}
 	// prev.received <= got, and got + r.Cost fits.
 	next := recvRecord{class: c, received: prev.received + r.Cost, nonce: r.Nonce, head: r.Hash()}
+	if !signed && cp == nil {
+		next.unchecked = prev.unchecked + 1
+	}
 	keep := l.keepFrom()
 	op := func(tx *journal.ExtTx) error {
 		bs, err := openBuckets(tx)
@@ -130,6 +165,11 @@ func (l *Ledger) Accept(ctx context.Context, r *Receipt, c core.Class) error {
 		}
 		if r.Nonce == 1 {
 			if err := pruneRecv(bs, k, keep); err != nil {
+				return err
+			}
+		}
+		if cp != nil {
+			if err := bs.checkpoints.Put(recvKey(k, r.Epoch), cp.Encode()); err != nil {
 				return err
 			}
 		}
@@ -206,6 +246,10 @@ func pruneRecv(bs *buckets, k Key, keep core.Epoch) error {
 	}
 	for _, key := range old {
 		if err := bs.recv.Delete(key); err != nil {
+			return err
+		}
+		// A chain's checkpoint goes with it (same key).
+		if err := bs.checkpoints.Delete(key); err != nil {
 			return err
 		}
 	}

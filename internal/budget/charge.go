@@ -12,9 +12,10 @@ import (
 
 // Charge is the flow-budget step of the guard chain, followed by the
 // journal-coupling step. It charges cost to k (a context of class c) and
-// leak to k's context, signs the next receipt of k's chain, and commits the
+// leak to k's context, makes the next receipt of k's chain, and commits the
 // new state, the receipt and facts in one group-committed transaction. It
-// returns the receipt only once all of it is durable.
+// returns the receipt, unsigned (see SealFor), only once all of it is
+// durable.
 //
 // A denial (ErrExhausted, ErrLeakageExhausted) has no side effect at all: no
 // state changes, no nonce is consumed, nothing is written. A commit failure
@@ -77,13 +78,17 @@ func (l *Ledger) chargeOnce(ctx context.Context, k Key, c core.Class, cost uint6
 		sk.mu.Unlock()
 		return nil, fmt.Errorf("charge %v: %w", k, err)
 	}
+	// The receipt is not signed here: the wire decides, once the frame
+	// leaves, whether it travels signed whole (an older peer) or compact
+	// with or without a checkpoint (Receipt.Seal, SealCompact).
 	r := &Receipt{Context: k.Context, Src: l.self, Dst: k.Peer, Epoch: cur.epoch, Period: cur.period, Cost: cost, Nonce: cur.nonce + 1, Prev: cur.head}
-	if err := r.sign(l.signer); err != nil {
+	if err := r.check(); err != nil {
 		sk.mu.Unlock()
 		return nil, err
 	}
 	// cur.cost <= cur.spent, and st.Spent = cur.spent + cost fits.
 	next := sendRecord{class: c, epoch: cur.epoch, period: cur.period, spent: st.Spent, nonce: r.Nonce, cost: cur.cost + cost, head: r.Hash()}
+	r.cumulative = next.cost
 
 	lc := l.leakFor(k.Context)
 	lc.mu.Lock()

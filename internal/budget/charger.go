@@ -23,13 +23,22 @@ func (c charger) Charge(ctx context.Context, ch transport.Charge) (transport.Rec
 	if err != nil {
 		return transport.Receipt{}, err
 	}
-	return transport.Receipt{Raw: r.Encode(), Epoch: r.Epoch, Nonce: r.Nonce}, nil
+	return transport.Receipt{Epoch: r.Epoch, Nonce: r.Nonce, Seal: func(compact bool) ([]byte, error) { return c.l.SealFor(r, compact) }}, nil
 }
 
 // ErrEnvelopeMismatch: an envelope claims something its receipt does not.
 var ErrEnvelopeMismatch = fmt.Errorf("envelope does not match its receipt: %w", core.ErrInvalidArgument)
 
+// Accept takes a receipt in either form: compact (envelope protocol 4,
+// rebuilt from the envelope) or signed whole.
 func (c charger) Accept(ctx context.Context, e *transport.Envelope, cl core.Class) error {
+	if len(e.Receipt) > 0 && e.Receipt[0] == compactVersion {
+		r, cp, err := decodeCompact(e)
+		if err != nil {
+			return err
+		}
+		return c.l.AcceptCompact(ctx, r, cp, cl)
+	}
 	r, err := DecodeReceipt(e.Receipt)
 	if err != nil {
 		return err

@@ -1,6 +1,7 @@
 // Package budget is the flow-budget step of transport's guard chain and the
 // receive-side receipt check: per (context, peer) flow budgets with epochs,
-// signed and hash-chained receipts, and metadata-leakage budgets, persisted in
+// hash-chained receipts signed in checkpoints (checkpoint.go), and
+// metadata-leakage budgets, persisted in
 // the journal so that a charge commits atomically with the facts of the
 // message it pays for.
 //
@@ -73,16 +74,19 @@
 //
 //	ext/budget/
 //	  meta/
-//	    layout_version            -> 1 byte: 2
+//	    layout_version            -> 1 byte: 3
 //	  send/                        sender side, one per (context, peer): the
 //	                               chain of its latest epoch and the spend of
 //	                               that epoch's budget period
 //	    ctx ‖ peer                -> version(1)=2 class(1) epoch(8) period(4)
 //	                                 spent(8) nonce(8) cost(8) head(32)
 //	  recv/                        receiver side, one per chain
-//	    ctx ‖ src ‖ epoch(8)      -> version(1) class(1) received(8) nonce(8)
-//	                                 head(32)     (epochs before the budget
-//	                                 period of current-1 pruned)
+//	    ctx ‖ src ‖ epoch(8)      -> version(1)=2 class(1) received(8) nonce(8)
+//	                                 head(32) unchecked(4)  (epochs before the
+//	                                 budget period of current-1 pruned)
+//	  checkpoints/                 the latest checkpoint src signed of each
+//	                               chain (compact receipts), pruned with it
+//	    ctx ‖ src ‖ epoch(8)      -> Checkpoint encoding
 //	  leak/                        one per context, its latest epoch
 //	    ctx                       -> version(1) class(1) epoch(8) external(8)
 //	                                 neighbor(8) in_group(8)
@@ -96,6 +100,7 @@
 // Every epoch stored is a protocol epoch; the one period stored, in the
 // send record, is the one its spend covers. Nothing else in Aura reads these
 // buckets; a layout change bumps layout_version, Open migrates an older one
-// (migrate.go: layout 1 numbered epochs in units of the configured length)
-// and refuses a newer one.
+// (migrate.go: layout 1 numbered epochs in units of the configured length;
+// layout 2's receive records had no unchecked count) and refuses a newer
+// one.
 package budget

@@ -53,7 +53,8 @@ var (
 
 // Reason names the receive-side refusal err stands for, for counters and
 // logs: "malformed", "bad_signature", "wrong_dst", "epoch",
-// "epoch_schedule_mismatch", "replay", "chain", "over_limit", or "other".
+// "epoch_schedule_mismatch", "replay", "chain", "over_limit", "checkpoint",
+// "checkpoint_missing", or "other".
 func Reason(err error) string {
 	for _, r := range reasons {
 		if errors.Is(err, r.err) {
@@ -75,4 +76,6 @@ var reasons = []struct {
 	{ErrReplay, "replay"},
 	{ErrChain, "chain"},
 	{ErrOverLimit, "over_limit"},
+	{ErrCheckpoint, "checkpoint"},
+	{ErrCheckpointMissing, "checkpoint_missing"},
 }

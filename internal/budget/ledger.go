@@ -83,6 +83,7 @@ type Ledger struct {
 	signer journal.Signer
 	self   core.DeviceID
 	log    *zap.Logger
+	clock  core.Clock
 	epochs *Epochs
 	// period is the budget period in epochs (Config.EpochDuration).
 	period uint32
@@ -130,6 +131,9 @@ type sendState struct {
 	queued, synced uint64
 	// stale: memory may not match the store and must be reloaded before use.
 	stale bool
+	// checkpointed is when this process last sealed a checkpoint of the
+	// key's chain (SealFor).
+	checkpointed time.Time
 }
 
 // recvState is the receiver side of one key: a chain per epoch, for the
@@ -167,7 +171,7 @@ func Open(ctx context.Context, j *journal.Journal, cfg Config, signer journal.Si
 	}
 	l := &Ledger{
 		j: j, signer: signer, self: signer.DeviceID(), log: log,
-		epochs: NewEpochs(clock), period: period,
+		clock: clock, epochs: NewEpochs(clock), period: period,
 		policy: cfg.Policy, audit: cfg.AuditNamespace,
 		send: map[Key]*sendState{}, recv: map[Key]*recvState{},
 		leak: map[core.ContextID]*leakState{}, limits: map[Key]uint64{},

@@ -95,6 +95,16 @@ func (d *device) charge(k Key, cost uint64) *Receipt {
 	if err != nil {
 		d.t.Fatalf("charge %d: %v", cost, err)
 	}
+	return sealed(d.t, d.signer, r)
+}
+
+// sealed signs a receipt Charge made whole, as it travels to a peer on an
+// envelope protocol before 4, so that a test can hand it to Accept.
+func sealed(t testing.TB, s journal.Signer, r *Receipt) *Receipt {
+	t.Helper()
+	if err := r.sign(s); err != nil {
+		t.Error(err)
+	}
 	return r
 }
 
@@ -590,7 +600,7 @@ func TestCommitFailuresUnderConcurrency(t *testing.T) {
 					continue
 				}
 				mu.Lock()
-				got = append(got, r)
+				got = append(got, sealed(t, a.signer, r))
 				mu.Unlock()
 			}
 		}()
@@ -665,7 +675,7 @@ func TestConcurrentCharges(t *testing.T) {
 					return
 				}
 				mu.Lock()
-				got[k] = append(got[k], r)
+				got[k] = append(got[k], sealed(t, a.signer, r))
 				charged[k] += cost
 				mu.Unlock()
 			}
@@ -788,7 +798,7 @@ func TestCloseUnderLoad(t *testing.T) {
 					return // the journal closed
 				}
 				mu.Lock()
-				got = append(got, r)
+				got = append(got, sealed(t, a.signer, r))
 				mu.Unlock()
 			}
 		}()
@@ -889,6 +899,9 @@ func TestChargeQueuedKeepsOrderInFlight(t *testing.T) {
 		queued := make(chan struct{})
 		wg.Go(func() {
 			receipts[i], errs[i] = a.l.ChargeQueued(ctx, k, core.ClassContact, 2, core.Leakage{}, nil, func() { close(queued) })
+			if errs[i] == nil {
+				sealed(t, a.signer, receipts[i])
+			}
 		})
 		<-queued
 	}

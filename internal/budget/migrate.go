@@ -64,10 +64,17 @@ func (l *Ledger) prepare(ctx context.Context, oldEpoch time.Duration) error {
 		}
 		switch v {
 		case 0: // a new store
-		case 1:
-			if migrated, err = migrate1to2(bs, oldEpoch, wall, l.period); err != nil {
-				return fmt.Errorf("migrate layout 1 to 2: %w", err)
+		case 1, 2:
+			if v == 1 {
+				if migrated, err = migrate1to2(bs, oldEpoch, wall, l.period); err != nil {
+					return fmt.Errorf("migrate layout 1 to 2: %w", err)
+				}
 			}
+			n, err := migrate2to3(bs)
+			if err != nil {
+				return fmt.Errorf("migrate layout 2 to 3: %w", err)
+			}
+			migrated += n
 		case layoutVersion:
 		default:
 			return fmt.Errorf("ext/%s layout version %d: %w", extOwner, v, core.ErrFailedPrecondition)
@@ -81,12 +88,41 @@ func (l *Ledger) prepare(ctx context.Context, oldEpoch time.Duration) error {
 		return fmt.Errorf("prepare store: %w", err)
 	}
 	if migrated > 0 {
-		l.log.Info("budget store migrated to protocol epochs", zap.Int("records", migrated), zap.Duration("old_epoch", oldEpoch), zap.Duration("epoch", EpochLength))
+		l.log.Info("budget store migrated", zap.Int("layout", layoutVersion), zap.Int("records", migrated), zap.Duration("epoch", EpochLength))
 	}
 	if converted > 0 {
 		l.log.Info("budget period changed: spends carried into the new periods", zap.Int("budgets", converted), zap.Duration("period", time.Duration(l.period)*EpochLength))
 	}
 	return nil
+}
+
+// migrate2to3 rewrites the receive records in version 2, which counts the
+// unsigned receipts since a chain's last checkpoint: every receipt of
+// layout 2 came signed whole, so the count is 0. (openBuckets has created
+// the checkpoints bucket.) It returns how many records it rewrote.
+func migrate2to3(bs *buckets) (int, error) {
+	type rewrite struct{ key, value []byte }
+	var out []rewrite
+	err := bs.recv.ForEach(func(k, v []byte) error {
+		if len(v) > 0 && v[0] == recvRecordV2 {
+			return nil // the op ran before in this batch
+		}
+		rec, err := decodeRecvRecord(v)
+		if err != nil {
+			return err
+		}
+		out = append(out, rewrite{bytes.Clone(k), rec.encode()})
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	for _, w := range out {
+		if err := bs.recv.Put(w.key, w.value); err != nil {
+			return 0, err
+		}
+	}
+	return len(out), nil
 }
 
 // layout is the store's layout version, 0 for a new store.

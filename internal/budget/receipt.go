@@ -4,9 +4,11 @@ import (
 	"crypto/ed25519"
 	"encoding/binary"
 	"fmt"
+	"time"
 
 	"github.com/aura-p2p/aura/internal/core"
 	"github.com/aura-p2p/aura/internal/journal"
+	"github.com/aura-p2p/aura/internal/transport"
 )
 
 // Tags of this package's hashes and signatures.
@@ -65,6 +67,10 @@ type Receipt struct {
 	Nonce  uint64
 	Prev   core.Hash
 	Sig    []byte
+
+	// cumulative is, on a receipt Charge made, what its chain has paid
+	// through it: what a checkpoint of it says.
+	cumulative uint64
 }
 
 func (r *Receipt) appendUnsigned(b []byte) []byte {
@@ -126,6 +132,44 @@ func (r *Receipt) check() error {
 	}
 	return nil
 }
+
+// SealFor returns r, a receipt Charge made, as an envelope carries it:
+// signed whole for a peer on an envelope protocol before
+// transport.ProtocolEnvelope4 (compact false); else compact, with a signed
+// checkpoint of the chain through r on every CheckpointEvery-th receipt and
+// on the first one checkpointPause after the key's last checkpoint (so that
+// a slow chain is not left unsigned for long, and a chain's first receipt
+// after a restart carries one). The transport seals a chain's receipts in
+// nonce order.
+func (l *Ledger) SealFor(r *Receipt, compact bool) ([]byte, error) {
+	if !compact {
+		signed := *r
+		if err := signed.sign(l.signer); err != nil {
+			return nil, err
+		}
+		return signed.Encode(), nil
+	}
+	sk := l.sendFor(Key{Context: r.Context, Peer: r.Dst})
+	now := l.clock.Now()
+	sk.mu.Lock()
+	checkpoint := r.Nonce%transport.CheckpointEvery == 0 || now.Sub(sk.checkpointed) >= checkpointPause
+	if checkpoint {
+		sk.checkpointed = now
+	}
+	sk.mu.Unlock()
+	if !checkpoint {
+		return encodeCompact(r, nil), nil
+	}
+	cp := checkpointOf(r, r.cumulative)
+	if err := signCheckpoint(l.signer, cp); err != nil {
+		return nil, err
+	}
+	return encodeCompact(r, cp), nil
+}
+
+// checkpointPause: a chain's receipt sealed this long after its key's last
+// checkpoint carries another.
+const checkpointPause = time.Second
 
 // sign fills Sig as signer, which must be Src.
 func (r *Receipt) sign(signer journal.Signer) error {

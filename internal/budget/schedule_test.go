@@ -187,9 +187,9 @@ func TestOpenRefusesBadPeriodsAndNewerLayouts(t *testing.T) {
 			t.Errorf("period %s: %v", p, err)
 		}
 	}
-	d.writeLayout(3, func(*buckets) error { return nil })
+	d.writeLayout(layoutVersion+1, func(*buckets) error { return nil })
 	if _, err := Open(ctx, d.j, d.cfg, d.signer, clock, nil); !errors.Is(err, core.ErrFailedPrecondition) {
-		t.Fatalf("layout 3: %v", err)
+		t.Fatalf("layout %d: %v", layoutVersion+1, err)
 	}
 }
 

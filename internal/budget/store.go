@@ -14,10 +14,13 @@ import (
 // The layout is drawn in doc.go; every name is declared here.
 const (
 	extOwner = "budget"
-	// layoutVersion 2: epochs are protocol epochs (EpochLength) everywhere,
-	// and send records name their budget period. Version 1 numbered epochs in
-	// units of the configured epoch length; migrate1to2 converts it.
-	layoutVersion = 2
+	// layoutVersion 3: receive records count the unsigned receipts since
+	// the chain's last checkpoint, and a checkpoints bucket keeps each
+	// chain's latest signed checkpoint (migrate2to3). Version 2: epochs are
+	// protocol epochs (EpochLength) everywhere, and send records name their
+	// budget period. Version 1 numbered epochs in units of the configured
+	// epoch length; migrate1to2 converts it.
+	layoutVersion = 3
 	// ReceiptRing is how many recent receipts per (context, peer, direction,
 	// epoch) are kept for audit; older ones are summarised by the epoch
 	// summary fact, whose last hash commits to the whole chain.
@@ -31,7 +34,10 @@ var (
 	bucketLeak     = []byte("leak")
 	bucketLimits   = []byte("limits")
 	bucketReceipts = []byte("receipts")
-	keyLayout      = []byte("layout_version")
+	// bucketCheckpoints: recvKey → the latest checkpoint the peer signed of
+	// that chain: the evidence of what it paid, kept as long as the chain.
+	bucketCheckpoints = []byte("checkpoints")
+	keyLayout         = []byte("layout_version")
 )
 
 // Directions of a stored receipt.
@@ -40,7 +46,7 @@ const (
 	dirReceived byte = 2
 )
 
-// recordVersion of the receive, leakage and limit records; sendVersion of
+// recordVersion of the leakage and limit records; sendVersion of
 // the send record (1 was the layout-1 send record, migrate.go).
 const (
 	recordVersion = 1
@@ -149,30 +155,48 @@ type recvRecord struct {
 	received uint64
 	nonce    uint64
 	head     core.Hash
+	// unchecked counts the receipts accepted since the chain's last
+	// signature (a checkpoint, or a receipt signed whole).
+	unchecked uint32
 }
 
-const recvRecordLen = 1 + 1 + 8 + 8 + 32
+// Receive record versions: 1 had no unchecked count (every receipt was
+// signed whole, so it is 0); migrate2to3 rewrites them as version 2.
+const (
+	recvRecordV1    = 1
+	recvRecordV2    = 2
+	recvRecordLenV1 = 1 + 1 + 8 + 8 + 32
+	recvRecordLen   = recvRecordLenV1 + 4
+)
 
-// encode: version(1) class(1) received(8) nonce(8) head(32).
+// encode: version(1)=2 class(1) received(8) nonce(8) head(32) unchecked(4).
 func (r recvRecord) encode() []byte {
 	b := make([]byte, 0, recvRecordLen)
-	b = append(b, recordVersion, byte(r.class))
+	b = append(b, recvRecordV2, byte(r.class))
 	b = binary.BigEndian.AppendUint64(b, r.received)
 	b = binary.BigEndian.AppendUint64(b, r.nonce)
-	return append(b, r.head[:]...)
+	b = append(b, r.head[:]...)
+	return binary.BigEndian.AppendUint32(b, r.unchecked)
 }
 
 func decodeRecvRecord(b []byte) (recvRecord, error) {
 	var r recvRecord
-	if len(b) != recvRecordLen || b[0] != recordVersion {
+	switch {
+	case len(b) == recvRecordLen && b[0] == recvRecordV2:
+		r.unchecked = binary.BigEndian.Uint32(b[recvRecordLenV1:])
+	case len(b) == recvRecordLenV1 && b[0] == recvRecordV1:
+	default:
 		return r, fmt.Errorf("receive record of %d bytes: %w", len(b), ErrCorrupt)
 	}
 	r.class = core.Class(b[1])
 	r.received = binary.BigEndian.Uint64(b[2:])
 	r.nonce = binary.BigEndian.Uint64(b[10:])
-	copy(r.head[:], b[18:])
+	copy(r.head[:], b[18:50])
 	if err := checkChain(r.class, r.nonce, r.received, r.head); err != nil {
 		return recvRecord{}, fmt.Errorf("receive record: %w", err)
+	}
+	if uint64(r.unchecked) > r.nonce {
+		return recvRecord{}, fmt.Errorf("receive record: %d unchecked of %d receipts: %w", r.unchecked, r.nonce, ErrCorrupt)
 	}
 	return r, nil
 }
@@ -267,7 +291,7 @@ func receiptKey(k Key, dir byte, e core.Epoch, nonce uint64) []byte {
 
 // buckets are the sub-buckets of ext/budget, created on first use.
 type buckets struct {
-	meta, send, recv, leak, limits, receipts *journal.ExtStore
+	meta, send, recv, leak, limits, receipts, checkpoints *journal.ExtStore
 }
 
 func openBuckets(tx *journal.ExtTx) (*buckets, error) {
@@ -279,7 +303,7 @@ func openBuckets(tx *journal.ExtTx) (*buckets, error) {
 	for _, x := range []struct {
 		name []byte
 		dst  **journal.ExtStore
-	}{{bucketMeta, &bs.meta}, {bucketSend, &bs.send}, {bucketRecv, &bs.recv}, {bucketLeak, &bs.leak}, {bucketLimits, &bs.limits}, {bucketReceipts, &bs.receipts}} {
+	}{{bucketMeta, &bs.meta}, {bucketSend, &bs.send}, {bucketRecv, &bs.recv}, {bucketLeak, &bs.leak}, {bucketLimits, &bs.limits}, {bucketReceipts, &bs.receipts}, {bucketCheckpoints, &bs.checkpoints}} {
 		if *x.dst, err = root.Sub(x.name); err != nil {
 			return nil, err
 		}
@@ -296,6 +320,7 @@ func viewBuckets(root *journal.ExtStore) *buckets {
 	return &buckets{
 		meta: root.SubIfExists(bucketMeta), send: root.SubIfExists(bucketSend), recv: root.SubIfExists(bucketRecv),
 		leak: root.SubIfExists(bucketLeak), limits: root.SubIfExists(bucketLimits), receipts: root.SubIfExists(bucketReceipts),
+		checkpoints: root.SubIfExists(bucketCheckpoints),
 	}
 }
 

@@ -55,11 +55,13 @@ type Charge struct {
 	Queued func()
 }
 
-// Receipt is a signed proof of payment, as the ledger encoded it.
+// Receipt is the ledger's proof of one payment.
 type Receipt struct {
-	Raw   []byte
 	Epoch core.Epoch
 	Nonce uint64
+	// Seal encodes it for the envelope: compact for a peer on
+	// ProtocolEnvelope4, signed whole for an older one.
+	Seal func(compact bool) ([]byte, error)
 }
 
 // Charger is the flow-budget and journal-coupling steps, and the receive-side
@@ -232,6 +234,7 @@ func newTransport(h host.Host, self core.DeviceID, o Options, mis *misbehaviour)
 	// goroutine reads the fields above.
 	h.SetStreamHandler(ProtocolEnvelope, t.serveStream)
 	h.SetStreamHandler(ProtocolEnvelope3, t.serveStream)
+	h.SetStreamHandler(ProtocolEnvelope4, t.serveStream)
 	return t
 }
 
@@ -284,16 +287,15 @@ func (t *Transport) Send(ctx context.Context, m Message) error {
 	if err != nil {
 		return fmt.Errorf("capability: %w", err)
 	}
-	// A token needs a peer that reads envelope version 3: asked before
-	// anything is paid, so an older peer is a clear refusal, not a drop.
-	if len(m.Token) > 0 {
-		p, err := t.streams.negotiated(ctx, pid)
-		if err != nil {
-			return fmt.Errorf("send to %s: %w: %w", m.To, err, core.ErrUnavailable)
-		}
-		if p != ProtocolEnvelope3 {
-			return fmt.Errorf("send to %s: %w", m.To, ErrPeerTooOld)
-		}
+	// What the peer reads is asked before anything is paid: a token needs
+	// envelope version 3, so an older peer is a clear refusal, not a drop;
+	// and the receipt's form follows the stream's protocol.
+	proto, err := t.streams.negotiated(ctx, pid)
+	if err != nil {
+		return fmt.Errorf("send to %s: %w: %w", m.To, err, core.ErrUnavailable)
+	}
+	if len(m.Token) > 0 && !readsTokens(proto) {
+		return fmt.Errorf("send to %s: %w", m.To, ErrPeerTooOld)
 	}
 	// 2 + 3. flow budget, persisted together with the message's facts
 	r, err := t.charger.Charge(ctx, Charge{Context: m.Context, Peer: m.To, Class: class, Cost: m.Cost, Leakage: m.Leakage, Facts: m.Facts, Queued: onceFunc(m.Queued)})
@@ -304,7 +306,7 @@ func (t *Transport) Send(ctx context.Context, m Message) error {
 	// order, but the goroutines that made them may wake in any order.
 	env := Envelope{
 		Context: m.Context, Src: t.self, Dst: m.To, Epoch: r.Epoch, Seq: r.Nonce,
-		Cost: m.Cost, Protocol: string(m.Protocol), Type: m.Type, Capability: m.Capability, Token: m.Token, Receipt: r.Raw, Payload: m.Payload,
+		Cost: m.Cost, Protocol: string(m.Protocol), Type: m.Type, Capability: m.Capability, Token: m.Token, Payload: m.Payload,
 	}
 	chain := chainKey{context: m.Context, peer: m.To, epoch: r.Epoch}
 	if !t.seq.wait(chain, r.Nonce, func() uint64 { return t.charger.ChainStart(m.Context, m.To, r.Epoch) }) {
@@ -312,15 +314,21 @@ func (t *Transport) Send(ctx context.Context, m Message) error {
 		t.log.Error("receipt chain stalled; sending out of order", zap.Stringer("peer", m.To), zap.Uint64("nonce", r.Nonce))
 	}
 	// The frame is paid for: it goes out even if the caller has given up,
-	// and the chain moves on whatever happens to it.
-	frame := env.Encode()
-	err = t.wire.send(context.WithoutCancel(ctx), pid, frame)
+	// and the chain moves on whatever happens to it. Its receipt is sealed
+	// in chain order, so a checkpoint is signed over the chain's receipts
+	// in the order they leave.
+	env.Receipt, err = r.Seal(proto == ProtocolEnvelope4)
+	if err == nil {
+		frame := env.Encode()
+		if err = t.wire.send(context.WithoutCancel(ctx), pid, frame); err == nil {
+			t.sentBytes.Add(uint64(len(frame)))
+		}
+	}
 	t.seq.done(chain, r.Nonce)
 	if err != nil {
 		return fmt.Errorf("send to %s: %w: %w", m.To, err, core.ErrUnavailable)
 	}
 	t.sent.Add(1)
-	t.sentBytes.Add(uint64(len(frame)))
 	return nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -202,6 +203,70 @@ func TestNoFrameWithoutACharge(t *testing.T) {
 	sa, sb := a.tr.Stats(), b.tr.Stats()
 	if sa.SentBytes == 0 || sa.SentBytes != sb.ReceivedBytes || sa.Sent != sb.Received {
 		t.Fatalf("a sent %d frames (%d bytes), b read %d (%d bytes)", sa.Sent, sa.SentBytes, sb.Received, sb.ReceivedBytes)
+	}
+}
+
+// Two current peers speak envelope protocol 4: receipts travel compact,
+// the frames that carry a checkpoint are the first and every
+// CheckpointEvery-th, and the receiver keeps the latest checkpoint, which
+// verifies and names the whole chain's cost.
+func TestCurrentPeersSendCompactReceipts(t *testing.T) {
+	const n = transport.CheckpointEvery + 5
+	a, b := newTNode(t, linkPolicy(10*n)), newTNode(t, linkPolicy(10*n))
+	var mu sync.Mutex
+	var sizes []int
+	transport.WrapWire(a.tr, func(next transport.WireFunc) transport.WireFunc {
+		return func(ctx context.Context, to peer.ID, frame []byte) error {
+			e, err := transport.DecodeEnvelope(frame)
+			if err != nil {
+				t.Error(err)
+			}
+			mu.Lock()
+			sizes = append(sizes, len(e.Receipt))
+			mu.Unlock()
+			return next(ctx, to, frame)
+		}
+	})
+	connect(t, a, b)
+	ctx := context.Background()
+	for i := range n {
+		if err := a.send(ctx, b.dev, "msg", []byte{byte(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.After(10 * time.Second)
+	for b.received() < n {
+		select {
+		case <-b.seen:
+		case <-deadline:
+			t.Fatalf("receiver accepted %d of %d", b.received(), n)
+		}
+	}
+	var large []int
+	for i, sz := range sizes {
+		if sz >= budget.ReceiptSize {
+			t.Fatalf("receipt %d of %d bytes: not compact", i+1, sz)
+		}
+		if sz > sizes[1] {
+			large = append(large, i+1)
+		}
+	}
+	// The first and the CheckpointEvery-th; a slow run adds some after a
+	// pause.
+	if !slices.Contains(large, 1) || !slices.Contains(large, transport.CheckpointEvery) {
+		t.Fatalf("checkpoints on frames %v", large)
+	}
+	k := budget.Key{Context: core.LinkContext(a.dev, b.dev), Peer: a.dev}
+	en, err := b.l.Get(ctx, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp, err := b.l.Checkpoint(ctx, k, en.Epoch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last := uint64(large[len(large)-1]); cp.Verify() != nil || cp.Nonce != last || cp.Cumulative != last {
+		t.Fatalf("kept checkpoint %+v, checkpoints on frames %v", cp, large)
 	}
 }
 
@@ -698,8 +763,13 @@ func TestTokenToAnOlderPeerIsRefusedBeforeCharging(t *testing.T) {
 	}
 	select {
 	case f := <-frames:
-		if e, err := transport.DecodeEnvelope(f); err != nil || len(e.Token) != 0 {
+		e, err := transport.DecodeEnvelope(f)
+		if err != nil || len(e.Token) != 0 {
 			t.Fatalf("the older peer got %v %v", e, err)
+		}
+		// It reads receipts signed whole, as before envelope protocol 4.
+		if r, err := budget.DecodeReceipt(e.Receipt); err != nil || r.Verify() != nil {
+			t.Fatalf("the older peer got receipt %x: %v", e.Receipt, err)
 		}
 	case <-ctx.Done():
 		t.Fatal("the plain message never arrived")

@@ -23,10 +23,30 @@ import (
 // are opened offering that first: the negotiated protocol tells a sender,
 // before it pays for anything, whether the peer can read what it is about to
 // send, so an older peer means a clear refusal, never a silent drop.
+//
+// ProtocolEnvelope4 carries the same envelopes with compact receipts:
+// unsigned, with a signed checkpoint of the chain at least every
+// CheckpointEvery receipts (internal/budget). A peer that speaks it reads
+// everything ProtocolEnvelope3 carries; to a peer that does not, receipts
+// go signed one by one, as before.
 const (
 	ProtocolEnvelope  protocol.ID = "/aura/envelope/1"
 	ProtocolEnvelope3 protocol.ID = "/aura/envelope/3"
+	ProtocolEnvelope4 protocol.ID = "/aura/envelope/4"
 )
+
+// CheckpointEvery is the protocol's bound on unsigned receipts: a sender
+// signs a checkpoint of its chain on every receipt whose nonce is a multiple
+// of it, so a receiver never sees as many unsigned receipts in a row and
+// refuses the sender that sends them.
+const CheckpointEvery = 256
+
+// envelopeProtocols are offered when a stream opens, newest first.
+var envelopeProtocols = []protocol.ID{ProtocolEnvelope4, ProtocolEnvelope3, ProtocolEnvelope}
+
+// readsTokens reports whether a peer on stream protocol p reads envelope
+// version 3 (capability tokens).
+func readsTokens(p protocol.ID) bool { return p == ProtocolEnvelope3 || p == ProtocolEnvelope4 }
 
 // ErrPeerTooOld: the peer's aurad predates what the message needs.
 var ErrPeerTooOld = fmt.Errorf("the peer runs an older aurad that cannot read capability tokens (upgrade it): %w", core.ErrFailedPrecondition)
@@ -83,7 +103,7 @@ func (w *streamWire) send(ctx context.Context, to peer.ID, frame []byte) error {
 			o.s, o.w = nil, nil
 		}
 		if o.s == nil {
-			s, err := w.host.NewStream(network.WithAllowLimitedConn(ctx, string(ProtocolEnvelope)), to, ProtocolEnvelope3, ProtocolEnvelope)
+			s, err := w.host.NewStream(network.WithAllowLimitedConn(ctx, string(ProtocolEnvelope)), to, envelopeProtocols...)
 			if err != nil {
 				return fmt.Errorf("open stream: %w", err)
 			}
@@ -141,7 +161,7 @@ func (w *streamWire) negotiated(ctx context.Context, to peer.ID) (protocol.ID, e
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.s == nil {
-		s, err := w.host.NewStream(network.WithAllowLimitedConn(ctx, string(ProtocolEnvelope)), to, ProtocolEnvelope3, ProtocolEnvelope)
+		s, err := w.host.NewStream(network.WithAllowLimitedConn(ctx, string(ProtocolEnvelope)), to, envelopeProtocols...)
 		if err != nil {
 			return "", fmt.Errorf("open stream: %w", err)
 		}
