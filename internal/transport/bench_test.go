@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 
+	"github.com/aura-p2p/aura/internal/core"
 	"github.com/aura-p2p/aura/internal/transport"
 )
 
@@ -50,6 +52,65 @@ func BenchmarkGuardChainSend(b *testing.B) {
 			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "sends/s")
 		})
 	}
+}
+
+// BenchmarkGuardChainPipelined keeps up to 1,024 sends of one chain in
+// flight (Message.Queued), so their charges share group commits on both
+// ends, and times until the receiver has taken every message. It reports
+// the CPU of both ends together per message (they share this process).
+//
+//	go test -run '^$' -bench GuardChainPipelined -benchtime 100000x ./internal/transport/
+func BenchmarkGuardChainPipelined(b *testing.B) {
+	a, r := newTNode(b, linkPolicy(math.MaxUint32)), newTNode(b, linkPolicy(math.MaxUint32))
+	connect(b, a, r)
+	ctx := context.Background()
+	received := make(chan struct{})
+	go func() {
+		for range b.N {
+			<-r.seen
+			r.mu.Lock()
+			r.got = r.got[:0] // keep the receiver's memory flat
+			r.mu.Unlock()
+		}
+		close(received)
+	}()
+	window := make(chan struct{}, 1024)
+	cpu0 := cpuTime()
+	b.ResetTimer()
+	start := time.Now()
+	msg := transport.Message{Protocol: protoTest, Context: core.LinkContext(a.dev, r.dev), To: r.dev, Type: "msg", Cost: 1, Payload: []byte("x")}
+	for range b.N {
+		window <- struct{}{}
+		ordered := make(chan struct{})
+		m := msg
+		m.Queued = func() { close(ordered) }
+		sent := make(chan struct{})
+		go func() {
+			defer close(sent)
+			defer func() { <-window }()
+			if err := a.tr.Send(ctx, m); err != nil {
+				b.Error(err)
+			}
+		}()
+		// The next send starts once this one has its place in the chain.
+		select {
+		case <-ordered:
+		case <-sent:
+		}
+	}
+	<-received
+	elapsed := time.Since(start)
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "msgs/s")
+	b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N)/1e3, "CPU-µs/msg")
+}
+
+// cpuTime is this process's user and system CPU so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 const protoEcho protocol.ID = "/aura/bench/echo/1"

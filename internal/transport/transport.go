@@ -544,19 +544,21 @@ type chainKey struct {
 const maxSequenceWait = 10 * time.Second
 
 // sequencer lets the frames of a receipt chain onto the wire in nonce order.
+// Each waiting frame has its own channel, closed when the frame before it is
+// done: a pipeline of a thousand frames in flight wakes one goroutine per
+// frame, not all of them (a broadcast made that quadratic).
 type sequencer struct {
 	mu     sync.Mutex
-	cond   *sync.Cond
 	next   map[chainKey]uint64 // next nonce allowed out; absent means 1
 	active map[chainKey]int    // goroutines waiting or writing
 	// writing is the nonce whose frame is on the wire now, per chain.
 	writing map[chainKey]uint64
+	// waiting holds the channel each waiting nonce sleeps on, per chain.
+	waiting map[chainKey]map[uint64]chan struct{}
 }
 
 func newSequencer() *sequencer {
-	s := &sequencer{next: map[chainKey]uint64{}, active: map[chainKey]int{}, writing: map[chainKey]uint64{}}
-	s.cond = sync.NewCond(&s.mu)
-	return s
+	return &sequencer{next: map[chainKey]uint64{}, active: map[chainKey]int{}, writing: map[chainKey]uint64{}, waiting: map[chainKey]map[uint64]chan struct{}{}}
 }
 
 // wait blocks until nonce is the chain's next. Every nonce above the chain's
@@ -573,12 +575,6 @@ func (s *sequencer) wait(k chainKey, nonce uint64, start func() uint64) bool {
 	defer s.mu.Unlock()
 	s.active[k]++
 	deadline := time.Now().Add(maxSequenceWait)
-	timer := time.AfterFunc(maxSequenceWait, func() {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		s.cond.Broadcast()
-	})
-	defer timer.Stop()
 	for {
 		next, ok := s.next[k]
 		if !ok {
@@ -598,9 +594,28 @@ func (s *sequencer) wait(k chainKey, nonce uint64, start func() uint64) bool {
 			// The frame before is being written: the peer is slow to
 			// read, not the chain stalled. Going ahead would reorder.
 			deadline = time.Now().Add(maxSequenceWait)
-			timer.Reset(maxSequenceWait)
 		}
-		s.cond.Wait()
+		byNonce := s.waiting[k]
+		if byNonce == nil {
+			byNonce = map[uint64]chan struct{}{}
+			s.waiting[k] = byNonce
+		}
+		ch := byNonce[nonce]
+		if ch == nil {
+			ch = make(chan struct{})
+			byNonce[nonce] = ch
+		}
+		s.mu.Unlock()
+		timer := time.NewTimer(time.Until(deadline))
+		select {
+		case <-ch:
+		case <-timer.C:
+		}
+		timer.Stop()
+		s.mu.Lock()
+		if s.waiting[k][nonce] == ch {
+			delete(s.waiting[k], nonce)
+		}
 	}
 }
 
@@ -612,6 +627,10 @@ func (s *sequencer) done(k chainKey, nonce uint64) {
 	if s.writing[k] == nonce {
 		delete(s.writing, k)
 	}
+	if ch, ok := s.waiting[k][nonce+1]; ok {
+		close(ch)
+		delete(s.waiting[k], nonce+1)
+	}
 	if s.active[k]--; s.active[k] == 0 {
 		// Nobody is mid-chain: forget it unless it may continue. Epochs only
 		// grow, so an older epoch's chain never continues.
@@ -621,8 +640,8 @@ func (s *sequencer) done(k chainKey, nonce uint64) {
 			}
 		}
 		delete(s.active, k)
+		delete(s.waiting, k)
 	}
-	s.cond.Broadcast()
 }
 
 // onceFunc is fn made safe to call more than once (a charge retried after
