@@ -66,6 +66,10 @@ type outStream struct {
 	w  *bufio.Writer
 	// conn is s's connection, readable without mu.
 	conn atomic.Pointer[network.Conn]
+	// proto is the protocol the peer agreed to on the latest stream,
+	// readable without mu: a send asks it before it is charged, and must
+	// not wait behind the frame being written.
+	proto atomic.Pointer[protocol.ID]
 }
 
 // writeTimeout bounds one frame's write: a peer that reads nothing for this
@@ -107,9 +111,7 @@ func (w *streamWire) send(ctx context.Context, to peer.ID, frame []byte) error {
 			if err != nil {
 				return fmt.Errorf("open stream: %w", err)
 			}
-			o.s, o.w = s, bufio.NewWriterSize(s, 32<<10)
-			c := s.Conn()
-			o.conn.Store(&c)
+			o.opened(s)
 		}
 		_ = o.s.SetWriteDeadline(time.Now().Add(writeTimeout))
 		err := writeFrame(o.w, frame)
@@ -156,8 +158,14 @@ func (w *streamWire) forget(to peer.ID) {
 
 // negotiated opens the stream to a peer if there is none and returns the
 // envelope protocol the peer agreed to.
+// Once a stream is open it answers without the stream's lock; a stream that
+// closed since answers what its peer last agreed to, which the reopened
+// stream almost always repeats.
 func (w *streamWire) negotiated(ctx context.Context, to peer.ID) (protocol.ID, error) {
 	o := w.stream(to)
+	if p := o.proto.Load(); p != nil {
+		return *p, nil
+	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.s == nil {
@@ -165,11 +173,18 @@ func (w *streamWire) negotiated(ctx context.Context, to peer.ID) (protocol.ID, e
 		if err != nil {
 			return "", fmt.Errorf("open stream: %w", err)
 		}
-		o.s, o.w = s, bufio.NewWriterSize(s, 32<<10)
-		c := s.Conn()
-		o.conn.Store(&c)
+		o.opened(s)
 	}
 	return o.s.Protocol(), nil
+}
+
+// opened makes s the stream to write to; o.mu is held.
+func (o *outStream) opened(s network.Stream) {
+	o.s, o.w = s, bufio.NewWriterSize(s, 32<<10)
+	c := s.Conn()
+	o.conn.Store(&c)
+	p := s.Protocol()
+	o.proto.Store(&p)
 }
 
 // drain closes every outbound stream for writing and waits, up to timeout,
