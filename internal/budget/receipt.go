@@ -169,7 +169,7 @@ func (l *Ledger) SealFor(r *Receipt, compact bool) ([]byte, error) {
 
 // checkpointPause: a chain's receipt sealed this long after its key's last
 // checkpoint carries another.
-const checkpointPause = time.Second
+const checkpointPause = 5 * time.Second
 
 // sign fills Sig as signer, which must be Src.
 func (r *Receipt) sign(signer journal.Signer) error {

@@ -30,10 +30,17 @@ const (
 // version 1, byte for byte as before: peers built earlier keep reading what
 // they can, and refuse the rest as "envelope version N" rather than as
 // garbage.
+//
+// Version 4 is what a ProtocolEnvelope4 stream carries: no source or
+// destination (the stream's authenticated peer and this device are both, and
+// the receiver required exactly that of every earlier version), and the
+// capability and token each present only when set. Its frames are written
+// only to peers that agreed to that protocol.
 const (
 	envelopeV1 = 1
 	envelopeV2 = 2
 	envelopeV3 = 3
+	envelopeV4 = 4
 )
 
 // Envelope is one message on the wire. The receipt proves the sender paid
@@ -62,7 +69,15 @@ type Envelope struct {
 	Token   []byte
 	Receipt []byte
 	Payload []byte
+
+	// v4 is set on an envelope decoded from version 4, which has no Src or
+	// Dst of its own.
+	v4 bool
 }
+
+// V4 reports whether the envelope was decoded from version 4, whose Src and
+// Dst are the stream's.
+func (e *Envelope) V4() bool { return e.v4 }
 
 // Field numbers, written in this order: every field up to fPayload always,
 // fCapability exactly when the envelope has a capability (version 2).
@@ -85,8 +100,38 @@ const (
 // ErrBadFrame wraps every decoding failure of peer bytes.
 var ErrBadFrame = fmt.Errorf("bad frame: %w", core.ErrInvalidArgument)
 
-// Encode returns the canonical encoding.
+// EncodeV4 returns the canonical version 4 encoding: Src and Dst are left
+// out, the stream names them.
+func (e *Envelope) EncodeV4() []byte {
+	b := make([]byte, 0, 96+len(e.Type)+len(e.Capability)+len(e.Token)+len(e.Receipt)+len(e.Payload))
+	b = protowire.AppendTag(b, fVersion, protowire.VarintType)
+	b = protowire.AppendVarint(b, envelopeV4)
+	b = appendBytes(b, fContext, e.Context[:])
+	b = protowire.AppendTag(b, fEpoch, protowire.VarintType)
+	b = protowire.AppendVarint(b, uint64(e.Epoch))
+	b = protowire.AppendTag(b, fSeq, protowire.VarintType)
+	b = protowire.AppendVarint(b, e.Seq)
+	b = protowire.AppendTag(b, fCost, protowire.VarintType)
+	b = protowire.AppendVarint(b, e.Cost)
+	b = appendBytes(b, fProtocol, []byte(e.Protocol))
+	b = appendBytes(b, fType, []byte(e.Type))
+	b = appendBytes(b, fReceipt, e.Receipt)
+	b = appendBytes(b, fPayload, e.Payload)
+	if e.Capability != "" {
+		b = appendBytes(b, fCapability, []byte(e.Capability))
+	}
+	if len(e.Token) > 0 {
+		b = appendBytes(b, fToken, e.Token)
+	}
+	return b
+}
+
+// Encode returns the canonical encoding: version 4 for an envelope decoded
+// from it, else the lowest of versions 1 to 3 that carries what it has.
 func (e *Envelope) Encode() []byte {
+	if e.v4 {
+		return e.EncodeV4()
+	}
 	b := make([]byte, 0, 160+len(e.Type)+len(e.Capability)+len(e.Token)+len(e.Receipt)+len(e.Payload))
 	ver := uint64(envelopeV1)
 	switch {
@@ -125,7 +170,8 @@ func appendBytes(b []byte, n protowire.Number, v []byte) []byte {
 }
 
 // DecodeEnvelope parses an envelope, accepting only the canonical encoding.
-// The result aliases b.
+// The result aliases b. A version 4 envelope has no Src or Dst: the caller
+// fills them in from the stream (V4 reports it).
 func DecodeEnvelope(b []byte) (*Envelope, error) {
 	bad := func(format string, args ...any) (*Envelope, error) {
 		return nil, fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), ErrBadFrame)
@@ -134,6 +180,15 @@ func DecodeEnvelope(b []byte) (*Envelope, error) {
 	off := 0
 	last := fPayload
 	for want := fVersion; want <= last; want++ {
+		if e.v4 && (want == fSrc || want == fDst) {
+			continue
+		}
+		if e.v4 && want > fPayload && off == len(b) {
+			// The capability and the token are optional in version 4; a
+			// token needs a capability (Send refuses one without), so a
+			// token alone is out of order and refused.
+			break
+		}
 		num, typ, n := protowire.ConsumeTag(b[off:])
 		if n < 0 || n != protowire.SizeTag(num) || num != want {
 			return bad("field %d missing or out of order", want)
@@ -155,6 +210,9 @@ func DecodeEnvelope(b []byte) (*Envelope, error) {
 				case envelopeV2:
 					last = fCapability
 				case envelopeV3:
+					last = fToken
+				case envelopeV4:
+					e.v4 = true
 					last = fToken
 				default:
 					return bad("envelope version %d", v)

@@ -33,6 +33,45 @@ func sampleToken() *Envelope {
 	return e
 }
 
+// Version 4 leaves the two ends out and keeps everything else, the
+// capability and the token when set; the receiver takes the ends from the
+// stream.
+func TestEnvelopeV4(t *testing.T) {
+	for name, e := range map[string]*Envelope{"no capability": sampleEnvelope(), "capability": sampleClaim(), "token": sampleToken()} {
+		t.Run(name, func(t *testing.T) {
+			b := e.EncodeV4()
+			if full := e.Encode(); len(full)-len(b) != 2*(2+32) {
+				t.Fatalf("version 4 is %d bytes, the full envelope %d", len(b), len(full))
+			}
+			got, err := DecodeEnvelope(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !got.V4() || got.Src != (core.DeviceID{}) || got.Dst != (core.DeviceID{}) {
+				t.Fatalf("decoded %+v", got)
+			}
+			if !bytes.Equal(got.Encode(), b) {
+				t.Fatalf("round trip: %+v", got)
+			}
+		})
+	}
+	tokenOnly := sampleToken()
+	tokenOnly.Capability = ""
+	for name, b := range map[string][]byte{
+		"with src and dst":          append([]byte{0x08, 0x04}, sampleEnvelope().Encode()[2:]...),
+		"token without capability":  tokenOnly.EncodeV4(),
+		"empty capability":          append(sampleEnvelope().EncodeV4(), 0x62, 0x00),
+		"empty token":               append(sampleClaim().EncodeV4(), 0x6a, 0x00),
+		"trailing after the token":  append(sampleToken().EncodeV4(), 0),
+		"capability after a token":  append(sampleToken().EncodeV4(), 0x62, 0x01, 'x'),
+		"version 4 read as version": append([]byte{0x08, 0x05}, sampleEnvelope().EncodeV4()[2:]...),
+	} {
+		if _, err := DecodeEnvelope(b); !errors.Is(err, ErrBadFrame) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
 func TestEnvelopeRoundTrip(t *testing.T) {
 	for name, e := range map[string]*Envelope{"no capability": sampleEnvelope(), "capability": sampleClaim(), "token": sampleToken()} {
 		t.Run(name, func(t *testing.T) {
@@ -98,7 +137,7 @@ func TestDecodeEnvelopeRejects(t *testing.T) {
 		"trailing":         append(bytes.Clone(good), 0),
 		"oversized":        big.Encode(),
 		"empty type":       noType.Encode(),
-		"wrong version":    append([]byte{0x08, 0x04}, good[2:]...),
+		"wrong version":    append([]byte{0x08, 0x05}, good[2:]...),
 		"v3 without token": append([]byte{0x08, 0x03}, sampleClaim().Encode()[2:]...),
 		"v3 empty token":   append(append([]byte{0x08, 0x03}, sampleClaim().Encode()[2:]...), 0x6a, 0x00),
 		"v2 with token":    append(sampleClaim().Encode(), 0x6a, 0x01, 'x'),
@@ -184,6 +223,8 @@ func FuzzDecodeEnvelope(f *testing.F) {
 	f.Add(sampleEnvelope().Encode())
 	f.Add(sampleClaim().Encode())
 	f.Add(sampleToken().Encode())
+	f.Add(sampleEnvelope().EncodeV4())
+	f.Add(sampleToken().EncodeV4())
 	f.Add([]byte{0x08, 0x01})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		e, err := DecodeEnvelope(b)

@@ -317,9 +317,13 @@ func (t *Transport) Send(ctx context.Context, m Message) error {
 	// and the chain moves on whatever happens to it. Its receipt is sealed
 	// in chain order, so a checkpoint is signed over the chain's receipts
 	// in the order they leave.
-	env.Receipt, err = r.Seal(proto == ProtocolEnvelope4)
+	v4 := proto == ProtocolEnvelope4
+	env.Receipt, err = r.Seal(v4)
 	if err == nil {
 		frame := env.Encode()
+		if v4 {
+			frame = env.EncodeV4()
+		}
 		if err = t.wire.send(context.WithoutCancel(ctx), pid, frame); err == nil {
 			t.sentBytes.Add(uint64(len(frame)))
 		}
@@ -374,6 +378,10 @@ func (t *Transport) accept(remote peer.ID, from core.DeviceID, frame []byte) boo
 	if err != nil {
 		t.drop(remote, DropBadFrame, err)
 		return false
+	}
+	if env.V4() {
+		// Version 4 names neither end: the stream does.
+		env.Src, env.Dst = from, t.self
 	}
 	if env.Src != from || env.Dst != t.self {
 		t.drop(remote, DropWrongSender, fmt.Errorf("envelope from %s to %s on a stream from %s", env.Src, env.Dst, from))

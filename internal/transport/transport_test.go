@@ -522,54 +522,80 @@ func TestFrameFromWrongSenderIsDropped(t *testing.T) {
 			return c
 		}},
 	}
+	// A version 4 frame names neither end: whoever writes it to a stream
+	// speaks as itself, and its reader is its destination. Misdirected, it
+	// is read as the relayer's, or as addressed to the wrong reader, in a
+	// context that device is no member of. Versions 1 to 3 name both ends,
+	// and a frame whose ends are not the stream's is dropped as such.
+	forms := []struct {
+		name   string
+		v4     bool
+		reason string
+	}{{"v4", true, transport.DropUnauthorized}, {"v1", false, transport.DropWrongSender}}
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-			defer cancel()
-			a, b := newTNode(t, linkPolicy(100)), newTNode(t, linkPolicy(100))
-			// a's frame for b is paid for but kept off the network, so the
-			// only copy anyone sees is the misdirected one.
-			var mu sync.Mutex
-			var held []byte
-			transport.WrapWire(a.tr, func(next transport.WireFunc) transport.WireFunc {
-				a.raw = next
-				return func(_ context.Context, _ peer.ID, frame []byte) error {
-					mu.Lock()
-					held = append([]byte(nil), frame...)
-					mu.Unlock()
-					return nil
-				}
+		for _, form := range forms {
+			t.Run(tc.name+"/"+form.name, func(t *testing.T) {
+				misdirect(t, tc.deliver, form.v4, form.reason)
 			})
-			connect(t, a, b)
-			if err := a.send(ctx, b.dev, "msg", []byte("for b only")); err != nil {
-				t.Fatal(err)
-			}
+		}
+	}
+}
+
+func misdirect(t *testing.T, deliver func(t *testing.T, ctx context.Context, a, b *tnode, frame []byte) *tnode, v4 bool, reason string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	a, b := newTNode(t, linkPolicy(100)), newTNode(t, linkPolicy(100))
+	// a's frame for b is paid for but kept off the network, so the
+	// only copy anyone sees is the misdirected one.
+	var mu sync.Mutex
+	var held []byte
+	transport.WrapWire(a.tr, func(next transport.WireFunc) transport.WireFunc {
+		a.raw = next
+		return func(_ context.Context, _ peer.ID, frame []byte) error {
 			mu.Lock()
-			frame := held
+			held = append([]byte(nil), frame...)
 			mu.Unlock()
-			if frame == nil {
-				t.Fatal("no frame reached the stream layer")
+			return nil
+		}
+	})
+	connect(t, a, b)
+	if err := a.send(ctx, b.dev, "msg", []byte("for b only")); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	frame := held
+	mu.Unlock()
+	if frame == nil {
+		t.Fatal("no frame reached the stream layer")
+	}
+	e, err := transport.DecodeEnvelope(frame)
+	if err != nil || !e.V4() {
+		t.Fatalf("a current peer's frame: %+v %v", e, err)
+	}
+	if !v4 {
+		// The same message as an older aurad writes it, both ends
+		// named.
+		frame = (&transport.Envelope{Context: e.Context, Src: a.dev, Dst: b.dev, Epoch: e.Epoch, Seq: e.Seq, Cost: e.Cost,
+			Protocol: e.Protocol, Type: e.Type, Receipt: e.Receipt, Payload: e.Payload}).Encode()
+	}
+	rcv := deliver(t, ctx, a, b, frame)
+	for {
+		st := rcv.tr.Stats()
+		var dropped uint64
+		for _, n := range st.Dropped {
+			dropped += n
+		}
+		if dropped > 0 || rcv.received() > 0 {
+			if st.Dropped[reason] != 1 || dropped != 1 || rcv.received() != 0 {
+				t.Fatalf("dropped %v, delivered %d; want one %s drop", st.Dropped, rcv.received(), reason)
 			}
-			rcv := tc.deliver(t, ctx, a, b, frame)
-			for {
-				st := rcv.tr.Stats()
-				var dropped uint64
-				for _, n := range st.Dropped {
-					dropped += n
-				}
-				if dropped > 0 || rcv.received() > 0 {
-					if st.Dropped[transport.DropWrongSender] != 1 || dropped != 1 || rcv.received() != 0 {
-						t.Fatalf("dropped %v, delivered %d; want one %s drop", st.Dropped, rcv.received(), transport.DropWrongSender)
-					}
-					return
-				}
-				select {
-				case <-ctx.Done():
-					t.Fatalf("frame neither dropped nor delivered: %+v", st)
-				case <-time.After(10 * time.Millisecond):
-				}
-			}
-		})
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("frame neither dropped nor delivered: %+v", st)
+		case <-time.After(10 * time.Millisecond):
+		}
 	}
 }
 
