@@ -108,7 +108,7 @@ func newBudgetReceiptsCmd(a *app) *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "receipts PEER",
-		Short: "List the most recent receipts exchanged with PEER",
+		Short: "List the most recent receipts exchanged with PEER, and the checkpoints it signed",
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			resp, err := unary(cmd.Context(), a, func(ctx context.Context, cc grpc.ClientConnInterface) (*budgetv1.ListReceiptsResponse, error) {
@@ -123,6 +123,18 @@ func newBudgetReceiptsCmd(a *app) *cobra.Command {
 				for _, r := range resp.GetReceipts() {
 					fmt.Fprintf(tw, "%d\t%d\t%d\t%s\t%s\t%s\t%s\n", r.GetEpoch(), r.GetNonce(), r.GetCost(),
 						shortHex(r.GetSrc(), shortIDLen), shortHex(r.GetDst(), shortIDLen), shortHex(r.GetHash(), shortIDLen), shortHex(r.GetPrev(), shortIDLen))
+				}
+				if err := tw.Flush(); err != nil {
+					return err
+				}
+				if len(resp.GetCheckpoints()) == 0 {
+					return nil
+				}
+				fmt.Fprintln(w)
+				tw = newTabWriter(w)
+				fmt.Fprintln(tw, "CHECKPOINT EPOCH\tNONCE\tCUMULATIVE\tSRC\tHEAD")
+				for _, cp := range resp.GetCheckpoints() {
+					fmt.Fprintf(tw, "%d\t%d\t%d\t%s\t%s\n", cp.GetEpoch(), cp.GetNonce(), cp.GetCumulative(), shortHex(cp.GetSrc(), shortIDLen), shortHex(cp.GetHead(), shortIDLen))
 				}
 				return tw.Flush()
 			})

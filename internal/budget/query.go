@@ -172,6 +172,32 @@ func (l *Ledger) Receipts(ctx context.Context, k Key, limit int) ([]Receipt, err
 	return out, nil
 }
 
+// Checkpoints returns the latest checkpoint k's peer signed of its chain to
+// this device in each epoch still kept, newest first.
+func (l *Ledger) Checkpoints(ctx context.Context, k Key) ([]*Checkpoint, error) {
+	var out []*Checkpoint
+	err := l.barrier(ctx, func(bs *buckets) error {
+		if bs.checkpoints == nil {
+			return nil
+		}
+		prefix := keyBytes(k)
+		c := bs.checkpoints.Cursor()
+		for key, v := c.Seek(prefix); key != nil && bytes.HasPrefix(key, prefix); key, v = c.Next() {
+			cp, err := DecodeCheckpoint(v)
+			if err != nil {
+				return fmt.Errorf("stored checkpoint: %w: %w", err, ErrCorrupt)
+			}
+			out = append(out, cp)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	slices.Reverse(out) // keys sort by epoch
+	return out, nil
+}
+
 // Checkpoint returns the latest checkpoint k's peer signed of its chain to
 // this device in epoch e: the evidence of what it paid, which anyone can
 // verify (Checkpoint.Verify). core.ErrNotFound if none is kept: none came

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	budgetpkg "github.com/aura-p2p/aura/internal/budget"
 	"github.com/aura-p2p/aura/test/cluster"
 )
 
@@ -79,6 +80,24 @@ func pingEachOther(t *testing.T, c *cluster.Cluster) {
 	// three times (3 pongs spent, 3 pings received).
 	if b := budgetShow(t, ns[0], ns[1].DeviceID()); b.Spent != "6" || b.Received != "6" {
 		t.Fatalf("budget 0->1: %+v", b)
+	}
+	// The receipts came compact; the checkpoint 0 signed of its chain to 1
+	// is kept by 1, and anyone can verify it from its encoding.
+	var receipts struct {
+		Checkpoints []struct {
+			Src        string `json:"src"`
+			Nonce      string `json:"nonce"`
+			Cumulative string `json:"cumulative"`
+			Encoded    []byte `json:"encoded"`
+		} `json:"checkpoints"`
+	}
+	ns[1].CtlJSON(&receipts, "budget", "receipts", ns[0].DeviceID())
+	if len(receipts.Checkpoints) == 0 || receipts.Checkpoints[0].Src != ns[0].DeviceID() {
+		t.Fatalf("checkpoints kept by 1 of 0's chain: %+v", receipts.Checkpoints)
+	}
+	cp, err := budgetpkg.DecodeCheckpoint(receipts.Checkpoints[0].Encoded)
+	if err != nil || cp.Verify() != nil || cp.Src.String() != ns[0].DeviceID() || cp.Dst.String() != ns[1].DeviceID() {
+		t.Fatalf("checkpoint %+v does not verify: %v", cp, err)
 	}
 	// The operator lowers the limit to what is already spent: the next ping
 	// is refused before anything is sent, with ResourceExhausted.

@@ -20,6 +20,7 @@ type Ledger interface {
 	Get(ctx context.Context, k budget.Key) (budget.Entry, error)
 	SetLimit(ctx context.Context, k budget.Key, limit uint64) error
 	Receipts(ctx context.Context, k budget.Key, limit int) ([]budget.Receipt, error)
+	Checkpoints(ctx context.Context, k budget.Key) ([]*budget.Checkpoint, error)
 	Leakage(ctx context.Context, c core.ContextID) (budget.LeakageEntry, error)
 }
 
@@ -117,7 +118,17 @@ func (s *Service) ListReceipts(ctx context.Context, req *budgetv1.ListReceiptsRe
 	if err != nil {
 		return nil, err
 	}
+	cps, err := s.l.Checkpoints(ctx, k)
+	if err != nil {
+		return nil, err
+	}
 	resp := &budgetv1.ListReceiptsResponse{}
+	for _, cp := range cps {
+		resp.Checkpoints = append(resp.Checkpoints, &budgetv1.Checkpoint{
+			Context: "context/" + cp.Context.String(), Src: cp.Src.String(), Dst: cp.Dst.String(), Epoch: uint64(cp.Epoch),
+			Period: cp.Period, Nonce: cp.Nonce, Cumulative: cp.Cumulative, Head: cp.Head.String(), Encoded: cp.Encode(),
+		})
+	}
 	for _, r := range rs {
 		resp.Receipts = append(resp.Receipts, &budgetv1.Receipt{
 			Context: "context/" + r.Context.String(), Src: r.Src.String(), Dst: r.Dst.String(),

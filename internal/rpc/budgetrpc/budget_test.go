@@ -47,6 +47,11 @@ func (f *fakeLedger) Receipts(_ context.Context, k budget.Key, n int) ([]budget.
 	return nil, f.err
 }
 
+func (f *fakeLedger) Checkpoints(_ context.Context, k budget.Key) ([]*budget.Checkpoint, error) {
+	f.calls++
+	return nil, f.err
+}
+
 func (f *fakeLedger) Leakage(_ context.Context, c core.ContextID) (budget.LeakageEntry, error) {
 	f.calls++
 	return budget.LeakageEntry{Context: c}, f.err

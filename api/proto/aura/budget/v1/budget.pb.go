@@ -579,8 +579,13 @@ func (x *ListReceiptsRequest) GetLimit() uint32 {
 }
 
 type ListReceiptsResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Receipts      []*Receipt             `protobuf:"bytes,1,rep,name=receipts,proto3" json:"receipts,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Receipts []*Receipt             `protobuf:"bytes,1,rep,name=receipts,proto3" json:"receipts,omitempty"`
+	// The latest checkpoint the peer signed of its receipt chain to this
+	// device, one per epoch kept, newest first: the third-party-verifiable
+	// evidence of what it paid (peers on envelope protocol 4 sign checkpoints
+	// instead of each receipt).
+	Checkpoints   []*Checkpoint `protobuf:"bytes,2,rep,name=checkpoints,proto3" json:"checkpoints,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -622,6 +627,129 @@ func (x *ListReceiptsResponse) GetReceipts() []*Receipt {
 	return nil
 }
 
+func (x *ListReceiptsResponse) GetCheckpoints() []*Checkpoint {
+	if x != nil {
+		return x.Checkpoints
+	}
+	return nil
+}
+
+// A peer's signature over the head of its receipt chain: through receipt
+// `nonce`, whose hash is `head`, it paid `cumulative` in `epoch`. The hash
+// chain ties every receipt before it to it.
+type Checkpoint struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Context string                 `protobuf:"bytes,1,opt,name=context,proto3" json:"context,omitempty"`
+	Src     string                 `protobuf:"bytes,2,opt,name=src,proto3" json:"src,omitempty"`
+	Dst     string                 `protobuf:"bytes,3,opt,name=dst,proto3" json:"dst,omitempty"`
+	Epoch   uint64                 `protobuf:"varint,4,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	// The sender's budget period, in epochs.
+	Period     uint32 `protobuf:"varint,5,opt,name=period,proto3" json:"period,omitempty"`
+	Nonce      uint64 `protobuf:"varint,6,opt,name=nonce,proto3" json:"nonce,omitempty"`
+	Cumulative uint64 `protobuf:"varint,7,opt,name=cumulative,proto3" json:"cumulative,omitempty"`
+	// Hex hash of receipt `nonce`.
+	Head string `protobuf:"bytes,8,opt,name=head,proto3" json:"head,omitempty"`
+	// The checkpoint's canonical encoding, signature last: `src`'s Ed25519
+	// signature over "aura/checkpoint/sig/v1", a zero byte and the encoding
+	// without the signature. What a third party verifies.
+	Encoded       []byte `protobuf:"bytes,9,opt,name=encoded,proto3" json:"encoded,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Checkpoint) Reset() {
+	*x = Checkpoint{}
+	mi := &file_aura_budget_v1_budget_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Checkpoint) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Checkpoint) ProtoMessage() {}
+
+func (x *Checkpoint) ProtoReflect() protoreflect.Message {
+	mi := &file_aura_budget_v1_budget_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Checkpoint.ProtoReflect.Descriptor instead.
+func (*Checkpoint) Descriptor() ([]byte, []int) {
+	return file_aura_budget_v1_budget_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *Checkpoint) GetContext() string {
+	if x != nil {
+		return x.Context
+	}
+	return ""
+}
+
+func (x *Checkpoint) GetSrc() string {
+	if x != nil {
+		return x.Src
+	}
+	return ""
+}
+
+func (x *Checkpoint) GetDst() string {
+	if x != nil {
+		return x.Dst
+	}
+	return ""
+}
+
+func (x *Checkpoint) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *Checkpoint) GetPeriod() uint32 {
+	if x != nil {
+		return x.Period
+	}
+	return 0
+}
+
+func (x *Checkpoint) GetNonce() uint64 {
+	if x != nil {
+		return x.Nonce
+	}
+	return 0
+}
+
+func (x *Checkpoint) GetCumulative() uint64 {
+	if x != nil {
+		return x.Cumulative
+	}
+	return 0
+}
+
+func (x *Checkpoint) GetHead() string {
+	if x != nil {
+		return x.Head
+	}
+	return ""
+}
+
+func (x *Checkpoint) GetEncoded() []byte {
+	if x != nil {
+		return x.Encoded
+	}
+	return nil
+}
+
 type GetLeakageRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Context       string                 `protobuf:"bytes,1,opt,name=context,proto3" json:"context,omitempty"`
@@ -631,7 +759,7 @@ type GetLeakageRequest struct {
 
 func (x *GetLeakageRequest) Reset() {
 	*x = GetLeakageRequest{}
-	mi := &file_aura_budget_v1_budget_proto_msgTypes[10]
+	mi := &file_aura_budget_v1_budget_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -643,7 +771,7 @@ func (x *GetLeakageRequest) String() string {
 func (*GetLeakageRequest) ProtoMessage() {}
 
 func (x *GetLeakageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_aura_budget_v1_budget_proto_msgTypes[10]
+	mi := &file_aura_budget_v1_budget_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -656,7 +784,7 @@ func (x *GetLeakageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetLeakageRequest.ProtoReflect.Descriptor instead.
 func (*GetLeakageRequest) Descriptor() ([]byte, []int) {
-	return file_aura_budget_v1_budget_proto_rawDescGZIP(), []int{10}
+	return file_aura_budget_v1_budget_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetLeakageRequest) GetContext() string {
@@ -682,7 +810,7 @@ type Leakage struct {
 
 func (x *Leakage) Reset() {
 	*x = Leakage{}
-	mi := &file_aura_budget_v1_budget_proto_msgTypes[11]
+	mi := &file_aura_budget_v1_budget_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -694,7 +822,7 @@ func (x *Leakage) String() string {
 func (*Leakage) ProtoMessage() {}
 
 func (x *Leakage) ProtoReflect() protoreflect.Message {
-	mi := &file_aura_budget_v1_budget_proto_msgTypes[11]
+	mi := &file_aura_budget_v1_budget_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -707,7 +835,7 @@ func (x *Leakage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Leakage.ProtoReflect.Descriptor instead.
 func (*Leakage) Descriptor() ([]byte, []int) {
-	return file_aura_budget_v1_budget_proto_rawDescGZIP(), []int{11}
+	return file_aura_budget_v1_budget_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Leakage) GetContext() string {
@@ -775,7 +903,7 @@ type GetLeakageResponse struct {
 
 func (x *GetLeakageResponse) Reset() {
 	*x = GetLeakageResponse{}
-	mi := &file_aura_budget_v1_budget_proto_msgTypes[12]
+	mi := &file_aura_budget_v1_budget_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -787,7 +915,7 @@ func (x *GetLeakageResponse) String() string {
 func (*GetLeakageResponse) ProtoMessage() {}
 
 func (x *GetLeakageResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_aura_budget_v1_budget_proto_msgTypes[12]
+	mi := &file_aura_budget_v1_budget_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -800,7 +928,7 @@ func (x *GetLeakageResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetLeakageResponse.ProtoReflect.Descriptor instead.
 func (*GetLeakageResponse) Descriptor() ([]byte, []int) {
-	return file_aura_budget_v1_budget_proto_rawDescGZIP(), []int{12}
+	return file_aura_budget_v1_budget_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GetLeakageResponse) GetLeakage() *Leakage {
@@ -852,9 +980,23 @@ const file_aura_budget_v1_budget_proto_rawDesc = "" +
 	"\x13ListReceiptsRequest\x12\x18\n" +
 	"\acontext\x18\x01 \x01(\tR\acontext\x12\x12\n" +
 	"\x04peer\x18\x02 \x01(\tR\x04peer\x12\x14\n" +
-	"\x05limit\x18\x03 \x01(\rR\x05limit\"K\n" +
+	"\x05limit\x18\x03 \x01(\rR\x05limit\"\x89\x01\n" +
 	"\x14ListReceiptsResponse\x123\n" +
-	"\breceipts\x18\x01 \x03(\v2\x17.aura.budget.v1.ReceiptR\breceipts\"-\n" +
+	"\breceipts\x18\x01 \x03(\v2\x17.aura.budget.v1.ReceiptR\breceipts\x12<\n" +
+	"\vcheckpoints\x18\x02 \x03(\v2\x1a.aura.budget.v1.CheckpointR\vcheckpoints\"\xdc\x01\n" +
+	"\n" +
+	"Checkpoint\x12\x18\n" +
+	"\acontext\x18\x01 \x01(\tR\acontext\x12\x10\n" +
+	"\x03src\x18\x02 \x01(\tR\x03src\x12\x10\n" +
+	"\x03dst\x18\x03 \x01(\tR\x03dst\x12\x14\n" +
+	"\x05epoch\x18\x04 \x01(\x04R\x05epoch\x12\x16\n" +
+	"\x06period\x18\x05 \x01(\rR\x06period\x12\x14\n" +
+	"\x05nonce\x18\x06 \x01(\x04R\x05nonce\x12\x1e\n" +
+	"\n" +
+	"cumulative\x18\a \x01(\x04R\n" +
+	"cumulative\x12\x12\n" +
+	"\x04head\x18\b \x01(\tR\x04head\x12\x18\n" +
+	"\aencoded\x18\t \x01(\fR\aencoded\"-\n" +
 	"\x11GetLeakageRequest\x12\x18\n" +
 	"\acontext\x18\x01 \x01(\tR\acontext\"\x80\x02\n" +
 	"\aLeakage\x12\x18\n" +
@@ -888,7 +1030,7 @@ func file_aura_budget_v1_budget_proto_rawDescGZIP() []byte {
 	return file_aura_budget_v1_budget_proto_rawDescData
 }
 
-var file_aura_budget_v1_budget_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_aura_budget_v1_budget_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_aura_budget_v1_budget_proto_goTypes = []any{
 	(*Budget)(nil),               // 0: aura.budget.v1.Budget
 	(*ListBudgetsRequest)(nil),   // 1: aura.budget.v1.ListBudgetsRequest
@@ -900,31 +1042,33 @@ var file_aura_budget_v1_budget_proto_goTypes = []any{
 	(*Receipt)(nil),              // 7: aura.budget.v1.Receipt
 	(*ListReceiptsRequest)(nil),  // 8: aura.budget.v1.ListReceiptsRequest
 	(*ListReceiptsResponse)(nil), // 9: aura.budget.v1.ListReceiptsResponse
-	(*GetLeakageRequest)(nil),    // 10: aura.budget.v1.GetLeakageRequest
-	(*Leakage)(nil),              // 11: aura.budget.v1.Leakage
-	(*GetLeakageResponse)(nil),   // 12: aura.budget.v1.GetLeakageResponse
+	(*Checkpoint)(nil),           // 10: aura.budget.v1.Checkpoint
+	(*GetLeakageRequest)(nil),    // 11: aura.budget.v1.GetLeakageRequest
+	(*Leakage)(nil),              // 12: aura.budget.v1.Leakage
+	(*GetLeakageResponse)(nil),   // 13: aura.budget.v1.GetLeakageResponse
 }
 var file_aura_budget_v1_budget_proto_depIdxs = []int32{
 	0,  // 0: aura.budget.v1.ListBudgetsResponse.budgets:type_name -> aura.budget.v1.Budget
 	0,  // 1: aura.budget.v1.GetBudgetResponse.budget:type_name -> aura.budget.v1.Budget
 	0,  // 2: aura.budget.v1.SetLimitResponse.budget:type_name -> aura.budget.v1.Budget
 	7,  // 3: aura.budget.v1.ListReceiptsResponse.receipts:type_name -> aura.budget.v1.Receipt
-	11, // 4: aura.budget.v1.GetLeakageResponse.leakage:type_name -> aura.budget.v1.Leakage
-	1,  // 5: aura.budget.v1.BudgetService.ListBudgets:input_type -> aura.budget.v1.ListBudgetsRequest
-	3,  // 6: aura.budget.v1.BudgetService.GetBudget:input_type -> aura.budget.v1.GetBudgetRequest
-	5,  // 7: aura.budget.v1.BudgetService.SetLimit:input_type -> aura.budget.v1.SetLimitRequest
-	8,  // 8: aura.budget.v1.BudgetService.ListReceipts:input_type -> aura.budget.v1.ListReceiptsRequest
-	10, // 9: aura.budget.v1.BudgetService.GetLeakage:input_type -> aura.budget.v1.GetLeakageRequest
-	2,  // 10: aura.budget.v1.BudgetService.ListBudgets:output_type -> aura.budget.v1.ListBudgetsResponse
-	4,  // 11: aura.budget.v1.BudgetService.GetBudget:output_type -> aura.budget.v1.GetBudgetResponse
-	6,  // 12: aura.budget.v1.BudgetService.SetLimit:output_type -> aura.budget.v1.SetLimitResponse
-	9,  // 13: aura.budget.v1.BudgetService.ListReceipts:output_type -> aura.budget.v1.ListReceiptsResponse
-	12, // 14: aura.budget.v1.BudgetService.GetLeakage:output_type -> aura.budget.v1.GetLeakageResponse
-	10, // [10:15] is the sub-list for method output_type
-	5,  // [5:10] is the sub-list for method input_type
-	5,  // [5:5] is the sub-list for extension type_name
-	5,  // [5:5] is the sub-list for extension extendee
-	0,  // [0:5] is the sub-list for field type_name
+	10, // 4: aura.budget.v1.ListReceiptsResponse.checkpoints:type_name -> aura.budget.v1.Checkpoint
+	12, // 5: aura.budget.v1.GetLeakageResponse.leakage:type_name -> aura.budget.v1.Leakage
+	1,  // 6: aura.budget.v1.BudgetService.ListBudgets:input_type -> aura.budget.v1.ListBudgetsRequest
+	3,  // 7: aura.budget.v1.BudgetService.GetBudget:input_type -> aura.budget.v1.GetBudgetRequest
+	5,  // 8: aura.budget.v1.BudgetService.SetLimit:input_type -> aura.budget.v1.SetLimitRequest
+	8,  // 9: aura.budget.v1.BudgetService.ListReceipts:input_type -> aura.budget.v1.ListReceiptsRequest
+	11, // 10: aura.budget.v1.BudgetService.GetLeakage:input_type -> aura.budget.v1.GetLeakageRequest
+	2,  // 11: aura.budget.v1.BudgetService.ListBudgets:output_type -> aura.budget.v1.ListBudgetsResponse
+	4,  // 12: aura.budget.v1.BudgetService.GetBudget:output_type -> aura.budget.v1.GetBudgetResponse
+	6,  // 13: aura.budget.v1.BudgetService.SetLimit:output_type -> aura.budget.v1.SetLimitResponse
+	9,  // 14: aura.budget.v1.BudgetService.ListReceipts:output_type -> aura.budget.v1.ListReceiptsResponse
+	13, // 15: aura.budget.v1.BudgetService.GetLeakage:output_type -> aura.budget.v1.GetLeakageResponse
+	11, // [11:16] is the sub-list for method output_type
+	6,  // [6:11] is the sub-list for method input_type
+	6,  // [6:6] is the sub-list for extension type_name
+	6,  // [6:6] is the sub-list for extension extendee
+	0,  // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_aura_budget_v1_budget_proto_init() }
@@ -938,7 +1082,7 @@ func file_aura_budget_v1_budget_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_aura_budget_v1_budget_proto_rawDesc), len(file_aura_budget_v1_budget_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   13,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
