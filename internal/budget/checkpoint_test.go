@@ -233,9 +233,7 @@ func TestMigrateLayout2To3(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			old := rec.encode()[:recvRecordLenV1]
-			old[0] = recvRecordV1
-			return bs.recv.Put(bytes.Clone(k), old)
+			return bs.recv.Put(bytes.Clone(k), encodeRecvRecordV1(rec))
 		})
 	})
 	b.reopen()
@@ -258,6 +256,14 @@ func TestMigrateLayout2To3(t *testing.T) {
 	if err := b.l.Charger().Accept(ctx, wireCharge(t, a, b, 1, true), core.ClassContact); err != nil {
 		t.Fatalf("the chain does not go on: %v", err)
 	}
+}
+
+// encodeRecvRecordV1 is the layout-2 receive record encoding, which had no
+// unchecked count.
+func encodeRecvRecordV1(r recvRecord) []byte {
+	b := r.encode()[:recvRecordLenV1]
+	b[0] = recvRecordV1
+	return b
 }
 
 // stripCheckpoint turns a compact receipt with a checkpoint into one

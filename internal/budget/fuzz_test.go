@@ -44,6 +44,8 @@ func FuzzDecodeStoredRecords(f *testing.F) {
 	f.Add(sendRecord{class: core.ClassGroup, epoch: 4, period: 1}.encode())
 	f.Add(encodeSendRecordV1(sendRecordV1{class: core.ClassLink, epoch: 3, spent: 9, nonce: 2, head: core.Hash{1}}))
 	f.Add(recvRecord{class: core.ClassContact, received: 5, nonce: 1, head: core.Hash{2}}.encode())
+	f.Add(recvRecord{class: core.ClassContact, received: 5, nonce: 3, head: core.Hash{2}, unchecked: 2}.encode())
+	f.Add(encodeRecvRecordV1(recvRecord{class: core.ClassContact, received: 5, nonce: 1, head: core.Hash{2}}))
 	f.Add(leakRecord{class: core.ClassGroup, epoch: 7, consumed: core.Leakage{1, 2, 3}}.encode())
 	f.Add(encodeLimit(42))
 	f.Fuzz(func(t *testing.T, in []byte) {
@@ -63,7 +65,12 @@ func FuzzDecodeStoredRecords(f *testing.F) {
 		s1, err := decodeSendRecordV1(in)
 		check("layout-1 send", err, func() []byte { return encodeSendRecordV1(s1) })
 		r, err := decodeRecvRecord(in)
-		check("recv", err, r.encode)
+		check("recv", err, func() []byte {
+			if len(in) == recvRecordLenV1 {
+				return encodeRecvRecordV1(r)
+			}
+			return r.encode()
+		})
 		l, err := decodeLeakRecord(in)
 		check("leak", err, l.encode)
 		lim, err := decodeLimit(in)
