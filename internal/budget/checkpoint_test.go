@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"maps"
+	"slices"
 	"testing"
 	"time"
 
@@ -51,7 +53,7 @@ func TestCompactReceiptsWithCheckpoints(t *testing.T) {
 	}
 	// The first (no checkpoint yet this run), then every CheckpointEvery.
 	want := []uint64{1, transport.CheckpointEvery, 2 * transport.CheckpointEvery}
-	if !equalU64(checkpointed, want) {
+	if !slices.Equal(checkpointed, want) {
 		t.Fatalf("checkpoints at %v, want %v", checkpointed, want)
 	}
 	// After a pause, the next receipt carries one.
@@ -114,7 +116,7 @@ func TestCompactReceiptRefusals(t *testing.T) {
 		if err := b.l.Charger().Accept(ctx, e, core.ClassContact); !errors.Is(err, ErrCheckpointMissing) || Reason(err) != "checkpoint_missing" {
 			t.Fatalf("receipt %d without a checkpoint in a row: %v", transport.CheckpointEvery, err)
 		}
-		if !equalDump(before, b.dump()) {
+		if !maps.Equal(before, b.dump()) {
 			t.Fatal("the refusal changed the store")
 		}
 	})
@@ -272,30 +274,6 @@ func stripCheckpoint(raw []byte) []byte {
 	out := bytes.Clone(raw[:compactLen])
 	out[compactLen-1] = 0
 	return out
-}
-
-func equalU64(a, b []uint64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
-func equalDump(a, b map[string]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if b[k] != v {
-			return false
-		}
-	}
-	return true
 }
 
 // waitQuiet waits until every accepted receipt's record is durable: Accept

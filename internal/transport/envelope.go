@@ -102,29 +102,7 @@ var ErrBadFrame = fmt.Errorf("bad frame: %w", core.ErrInvalidArgument)
 
 // EncodeV4 returns the canonical version 4 encoding: Src and Dst are left
 // out, the stream names them.
-func (e *Envelope) EncodeV4() []byte {
-	b := make([]byte, 0, 96+len(e.Type)+len(e.Capability)+len(e.Token)+len(e.Receipt)+len(e.Payload))
-	b = protowire.AppendTag(b, fVersion, protowire.VarintType)
-	b = protowire.AppendVarint(b, envelopeV4)
-	b = appendBytes(b, fContext, e.Context[:])
-	b = protowire.AppendTag(b, fEpoch, protowire.VarintType)
-	b = protowire.AppendVarint(b, uint64(e.Epoch))
-	b = protowire.AppendTag(b, fSeq, protowire.VarintType)
-	b = protowire.AppendVarint(b, e.Seq)
-	b = protowire.AppendTag(b, fCost, protowire.VarintType)
-	b = protowire.AppendVarint(b, e.Cost)
-	b = appendBytes(b, fProtocol, []byte(e.Protocol))
-	b = appendBytes(b, fType, []byte(e.Type))
-	b = appendBytes(b, fReceipt, e.Receipt)
-	b = appendBytes(b, fPayload, e.Payload)
-	if e.Capability != "" {
-		b = appendBytes(b, fCapability, []byte(e.Capability))
-	}
-	if len(e.Token) > 0 {
-		b = appendBytes(b, fToken, e.Token)
-	}
-	return b
-}
+func (e *Envelope) EncodeV4() []byte { return e.encode(envelopeV4) }
 
 // Encode returns the canonical encoding: version 4 for an envelope decoded
 // from it, else the lowest of versions 1 to 3 that carries what it has.
@@ -132,19 +110,24 @@ func (e *Envelope) Encode() []byte {
 	if e.v4 {
 		return e.EncodeV4()
 	}
-	b := make([]byte, 0, 160+len(e.Type)+len(e.Capability)+len(e.Token)+len(e.Receipt)+len(e.Payload))
-	ver := uint64(envelopeV1)
 	switch {
 	case len(e.Token) > 0:
-		ver = envelopeV3
+		return e.encode(envelopeV3)
 	case e.Capability != "":
-		ver = envelopeV2
+		return e.encode(envelopeV2)
 	}
+	return e.encode(envelopeV1)
+}
+
+func (e *Envelope) encode(ver uint64) []byte {
+	b := make([]byte, 0, 160+len(e.Type)+len(e.Capability)+len(e.Token)+len(e.Receipt)+len(e.Payload))
 	b = protowire.AppendTag(b, fVersion, protowire.VarintType)
 	b = protowire.AppendVarint(b, ver)
 	b = appendBytes(b, fContext, e.Context[:])
-	b = appendBytes(b, fSrc, e.Src[:])
-	b = appendBytes(b, fDst, e.Dst[:])
+	if ver != envelopeV4 {
+		b = appendBytes(b, fSrc, e.Src[:])
+		b = appendBytes(b, fDst, e.Dst[:])
+	}
 	b = protowire.AppendTag(b, fEpoch, protowire.VarintType)
 	b = protowire.AppendVarint(b, uint64(e.Epoch))
 	b = protowire.AppendTag(b, fSeq, protowire.VarintType)
@@ -155,7 +138,9 @@ func (e *Envelope) Encode() []byte {
 	b = appendBytes(b, fType, []byte(e.Type))
 	b = appendBytes(b, fReceipt, e.Receipt)
 	b = appendBytes(b, fPayload, e.Payload)
-	if e.Capability != "" || len(e.Token) > 0 {
+	// Versions 2 and 3 always end with the capability field (version 3's
+	// token needs one); version 4 writes it only when set.
+	if e.Capability != "" || (ver != envelopeV4 && ver != envelopeV1) {
 		b = appendBytes(b, fCapability, []byte(e.Capability))
 	}
 	if len(e.Token) > 0 {
