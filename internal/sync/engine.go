@@ -468,7 +468,7 @@ func (s *Syncer) forget(ss *session) {
 // session on an open. It runs on the peer's stream goroutine, so a full
 // session inbox holds the peer's next frames back: backpressure.
 func (s *Syncer) receive(ctx context.Context, in transport.Incoming) {
-	sid, _, err := parseHeader(in.Payload)
+	sid, body, err := parseHeader(in.Payload)
 	if err != nil {
 		if errors.Is(err, core.ErrFailedPrecondition) {
 			// Another wire version: say so rather than go silent.
@@ -477,6 +477,14 @@ func (s *Syncer) receive(ctx context.Context, in transport.Incoming) {
 		}
 		s.net.Misbehaved(in.From, "sync_malformed", err)
 		return
+	}
+	if in.Type == TypeOpen {
+		// Read before anything decides: an open that would be answered
+		// "busy" or "not shared" is still counted when it is garbage.
+		if _, err := decodeOpen(body); err != nil {
+			s.net.Misbehaved(in.From, "sync_malformed", err)
+			return
+		}
 	}
 	// What an open is about is looked up before the lock: it reads the
 	// journal and unwraps the context's secret.

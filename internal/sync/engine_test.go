@@ -314,3 +314,30 @@ func TestSimultaneousSessionsSendOnce(t *testing.T) {
 		}
 	}
 }
+
+// A garbage open is counted against its sender before anything else is
+// decided about it: in a context this device does not share with the
+// sender (answered "not shared") as in one it does.
+func TestGarbageOpenIsCountedWhateverTheAnswer(t *testing.T) {
+	p := newPair(t, Options{})
+	junk := append(header(sessionID{7}), 0xff, 0xff, 0xff)
+	for _, c := range []core.ContextID{p.ctx, {9}} {
+		m := transport.Message{Protocol: ProtocolSync, Context: c, To: p.a.signer.DeviceID(), Type: TypeOpen, Cost: 1, Payload: junk}
+		if err := p.b.net.Send(context.Background(), m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		p.h.mu.Lock()
+		n := p.h.misbeh["sync_malformed"]
+		p.h.mu.Unlock()
+		if n == 2 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of 2 garbage opens counted", n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
