@@ -269,11 +269,13 @@ func TestSyncNowFailures(t *testing.T) {
 }
 
 // An explicit --timeout bounds the run, and says how far it got; sessions
-// left running are shown where they stood.
+// left running are shown where they stood. The timeout leaves the fake's
+// first report time to arrive on a loaded machine (with none, the error is
+// "no answer from aurad", as CI once saw at 2 s).
 func TestSyncNowTimeout(t *testing.T) {
 	sock := startSync(t, &fakeSync{events: []*syncv1.SyncProgress{progressOf(syncPeerA, syncNS, syncv1.SyncPhase_SYNC_PHASE_TRANSFERRING, 1, 10)}, hold: true})
-	r := runCtl(t, nil, nil, "--socket", sock, "--timeout", "2s", "sync", "now")
-	if r.code != ExitDeadlineExceeded || r.err != "Error: deadline exceeded: --timeout 2s passed: 0 of 1 sessions finished\n" {
+	r := runCtl(t, nil, nil, "--socket", sock, "--timeout", "5s", "sync", "now")
+	if r.code != ExitDeadlineExceeded || r.err != "Error: deadline exceeded: --timeout 5s passed: 0 of 1 sessions finished\n" {
 		t.Fatalf("exit %d, stderr %q", r.code, r.err)
 	}
 	if rows := cells(r.out); len(rows) != 2 || rows[1][2] != "transferring" {
