@@ -547,6 +547,25 @@ func misdirect(t *testing.T, deliver func(t *testing.T, ctx context.Context, a, 
 	a, b := newTNode(t, linkPolicy(100)), newTNode(t, linkPolicy(100))
 	// a's frame for b is paid for but kept off the network, so the
 	// only copy anyone sees is the misdirected one.
+	frame := heldFrame(t, a, b, func() error { return a.send(ctx, b.dev, "msg", []byte("for b only")) })
+	e, err := transport.DecodeEnvelope(frame)
+	if err != nil || !e.V4() {
+		t.Fatalf("a current peer's frame: %+v %v", e, err)
+	}
+	if !v4 {
+		// The same message as an older aurad writes it, both ends
+		// named.
+		frame = (&transport.Envelope{Context: e.Context, Src: a.dev, Dst: b.dev, Epoch: e.Epoch, Seq: e.Seq, Cost: e.Cost,
+			Protocol: e.Protocol, Type: e.Type, Receipt: e.Receipt, Payload: e.Payload}).Encode()
+	}
+	wantOneDrop(t, ctx, deliver(t, ctx, a, b, frame), reason)
+}
+
+// heldFrame keeps a's frames off the network (the stream layer stays
+// reachable as a.raw), connects a to b, runs send and returns the frame it
+// paid for.
+func heldFrame(t *testing.T, a, b *tnode, send func() error) []byte {
+	t.Helper()
 	var mu sync.Mutex
 	var held []byte
 	transport.WrapWire(a.tr, func(next transport.WireFunc) transport.WireFunc {
@@ -559,35 +578,30 @@ func misdirect(t *testing.T, deliver func(t *testing.T, ctx context.Context, a, 
 		}
 	})
 	connect(t, a, b)
-	if err := a.send(ctx, b.dev, "msg", []byte("for b only")); err != nil {
+	if err := send(); err != nil {
 		t.Fatal(err)
 	}
 	mu.Lock()
-	frame := held
-	mu.Unlock()
-	if frame == nil {
+	defer mu.Unlock()
+	if held == nil {
 		t.Fatal("no frame reached the stream layer")
 	}
-	e, err := transport.DecodeEnvelope(frame)
-	if err != nil || !e.V4() {
-		t.Fatalf("a current peer's frame: %+v %v", e, err)
-	}
-	if !v4 {
-		// The same message as an older aurad writes it, both ends
-		// named.
-		frame = (&transport.Envelope{Context: e.Context, Src: a.dev, Dst: b.dev, Epoch: e.Epoch, Seq: e.Seq, Cost: e.Cost,
-			Protocol: e.Protocol, Type: e.Type, Receipt: e.Receipt, Payload: e.Payload}).Encode()
-	}
-	rcv := deliver(t, ctx, a, b, frame)
+	return held
+}
+
+// wantOneDrop waits until n has dropped or delivered a frame, and requires
+// exactly one drop, under reason, and nothing delivered.
+func wantOneDrop(t *testing.T, ctx context.Context, n *tnode, reason string) {
+	t.Helper()
 	for {
-		st := rcv.tr.Stats()
+		st := n.tr.Stats()
 		var dropped uint64
-		for _, n := range st.Dropped {
-			dropped += n
+		for _, c := range st.Dropped {
+			dropped += c
 		}
-		if dropped > 0 || rcv.received() > 0 {
-			if st.Dropped[reason] != 1 || dropped != 1 || rcv.received() != 0 {
-				t.Fatalf("dropped %v, delivered %d; want one %s drop", st.Dropped, rcv.received(), reason)
+		if dropped > 0 || n.received() > 0 {
+			if st.Dropped[reason] != 1 || dropped != 1 || n.received() != 0 {
+				t.Fatalf("dropped %v, delivered %d; want one %s drop", st.Dropped, n.received(), reason)
 			}
 			return
 		}
@@ -671,49 +685,12 @@ func TestClaimOfCapabilityNotHeldIsDropped(t *testing.T) {
 			defer cancel()
 			a, b := newTNode(t, linkPolicy(100)), newTNode(t, linkPolicy(100))
 			a.authz.Grant("msg", "demo:sender-only")
-			var mu sync.Mutex
-			var held []byte
-			transport.WrapWire(a.tr, func(next transport.WireFunc) transport.WireFunc {
-				a.raw = next
-				return func(_ context.Context, _ peer.ID, frame []byte) error {
-					mu.Lock()
-					held = append([]byte(nil), frame...)
-					mu.Unlock()
-					return nil
-				}
-			})
-			connect(t, a, b)
-			if err := a.sendClaim(ctx, b.dev, "msg", tc.claim, []byte("claimed")); err != nil {
-				t.Fatal(err)
-			}
-			mu.Lock()
-			frame := held
-			mu.Unlock()
-			if frame == nil {
-				t.Fatal("no frame reached the stream layer")
-			}
+			frame := heldFrame(t, a, b, func() error { return a.sendClaim(ctx, b.dev, "msg", tc.claim, []byte("claimed")) })
 			bid, _ := transport.PeerID(b.dev)
 			if err := a.raw(ctx, bid, tc.forge(t, frame)); err != nil {
 				t.Fatal(err)
 			}
-			for {
-				st := b.tr.Stats()
-				var dropped uint64
-				for _, n := range st.Dropped {
-					dropped += n
-				}
-				if dropped > 0 || b.received() > 0 {
-					if st.Dropped[transport.DropCapabilityDenied] != 1 || dropped != 1 || b.received() != 0 {
-						t.Fatalf("dropped %v, delivered %d; want one %s drop", st.Dropped, b.received(), transport.DropCapabilityDenied)
-					}
-					break
-				}
-				select {
-				case <-ctx.Done():
-					t.Fatalf("frame neither dropped nor delivered: %+v", st)
-				case <-time.After(10 * time.Millisecond):
-				}
-			}
+			wantOneDrop(t, ctx, b, transport.DropCapabilityDenied)
 			// The drop happened before the receipt check: the honest frame,
 			// with the receipt the forged one carried, is still accepted.
 			if tc.claim == "" {
