@@ -198,35 +198,6 @@ func (l *Ledger) Checkpoints(ctx context.Context, k Key) ([]*Checkpoint, error) 
 	return out, nil
 }
 
-// Checkpoint returns the latest checkpoint k's peer signed of its chain to
-// this device in epoch e: the evidence of what it paid, which anyone can
-// verify (Checkpoint.Verify). core.ErrNotFound if none is kept: none came
-// yet, the peer signs its receipts whole, or the epoch was pruned.
-func (l *Ledger) Checkpoint(ctx context.Context, k Key, e core.Epoch) (*Checkpoint, error) {
-	var cp *Checkpoint
-	err := l.barrier(ctx, func(bs *buckets) error {
-		if bs.checkpoints == nil {
-			return nil
-		}
-		v := bs.checkpoints.Get(recvKey(k, e))
-		if v == nil {
-			return nil
-		}
-		var err error
-		if cp, err = DecodeCheckpoint(v); err != nil {
-			return fmt.Errorf("stored checkpoint: %w: %w", err, ErrCorrupt)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	if cp == nil {
-		return nil, fmt.Errorf("checkpoint of %v in epoch %d: %w", k, e, core.ErrNotFound)
-	}
-	return cp, nil
-}
-
 // Leakage returns a context's leakage in the current epoch; core.ErrNotFound
 // if nothing was ever sent in it.
 func (l *Ledger) Leakage(ctx context.Context, c core.ContextID) (LeakageEntry, error) {
