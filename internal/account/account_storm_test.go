@@ -1,7 +1,6 @@
 package account
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -210,22 +209,7 @@ func TestDeepRerouteKeepsOwnPathKeys(t *testing.T) {
 		}
 	}
 	b.s.mu.Lock()
-	var winner *tree.Op
-	var pend *epochKeys
-	for winner == nil {
-		op, p, err := b.s.updateOp(r, stale)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if id, _ := op.ID(); bytes.Compare(id[:], first[:]) > 0 {
-			winner, pend = op, p
-		} else {
-			p.zero()
-		}
-	}
-	if err := b.s.publish(ctx, []*tree.Op{winner}, pend); err != nil {
-		t.Fatal(err)
-	}
+	publishUpdateBeating(t, ctx, b.s, r, stale, first)
 	b.s.mu.Unlock()
 
 	syncAccount(t, auth, b, a)

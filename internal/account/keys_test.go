@@ -472,22 +472,7 @@ func TestReroutedOpsAreMadeAgain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var winner *tree.Op
-	var pend *epochKeys
-	for winner == nil {
-		op, p, err := b.s.updateOp(r, r.reducer.State())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if id, _ := op.ID(); bytes.Compare(id[:], rotate[:]) > 0 {
-			winner, pend = op, p
-		} else {
-			p.zero()
-		}
-	}
-	if err := b.s.publish(ctx, []*tree.Op{winner}, pend); err != nil {
-		t.Fatal(err)
-	}
+	publishUpdateBeating(t, ctx, b.s, r, r.reducer.State(), rotate)
 	b.s.mu.Unlock()
 
 	for range 3 {
@@ -586,4 +571,24 @@ func TestOpInAnotherDevicesNameIsRejected(t *testing.T) {
 		}
 	}
 	t.Fatal("the op is not listed")
+}
+
+// publishUpdateBeating makes update paths of s's own leaf on parent until
+// one's id is above beat, so that it wins against the op with that id, and
+// publishes it; the others' keys are zeroed. s.mu is held.
+func publishUpdateBeating(t *testing.T, ctx context.Context, s *Service, r *reduced, parent *tree.State, beat tree.OpID) {
+	t.Helper()
+	for {
+		op, pend, err := s.updateOp(r, parent)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if id, _ := op.ID(); bytes.Compare(id[:], beat[:]) > 0 {
+			if err := s.publish(ctx, []*tree.Op{op}, pend); err != nil {
+				t.Fatal(err)
+			}
+			return
+		}
+		pend.zero()
+	}
 }
