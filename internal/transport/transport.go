@@ -320,10 +320,11 @@ func (t *Transport) Send(ctx context.Context, m Message) error {
 	v4 := proto == ProtocolEnvelope4
 	env.Receipt, err = r.Seal(v4)
 	if err == nil {
-		frame := env.Encode()
+		encode := env.Encode
 		if v4 {
-			frame = env.EncodeV4()
+			encode = env.EncodeV4
 		}
+		frame := encode()
 		if err = t.wire.send(context.WithoutCancel(ctx), pid, frame); err == nil {
 			t.sentBytes.Add(uint64(len(frame)))
 		}
